@@ -1,0 +1,51 @@
+"""The outcome of a command for each file, and the exit code they add up to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Exit codes shared by every command.
+EXIT_OK = 0
+EXIT_INVALID = 1  # a validation failure, a conflict, or --check finding work
+EXIT_UNREADABLE = 2  # bad usage or input that cannot be read or parsed
+
+
+@dataclass(slots=True)
+class FileResult:
+    """What a command did, or would do, to one file."""
+
+    path: Path
+    kind: str
+    status: str
+    message: str = ""
+    exit_code: int = EXIT_OK
+    original_text: str | None = None
+    new_text: str | None = None
+    original_bytes: bytes | None = None
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    backup: Path | None = None
+    # Files beside this one that the command removes when it is applied (backup, journal).
+    removals: list[Path] = field(default_factory=list)
+    # Bytes to write when they are not new_text encoded (a restored backup).
+    new_bytes: bytes | None = None
+
+    @property
+    def has_edit(self) -> bool:
+        return self.new_bytes is not None or (self.new_text is not None and self.new_text != self.original_text)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "status": self.status,
+            "message": self.message,
+            "changes": self.changes,
+            "backup": str(self.backup) if self.backup else None,
+        }
+
+
+def exit_code(results: list[FileResult]) -> int:
+    """Return the highest exit code among the results; 2 outranks 1."""
+    return max((r.exit_code for r in results), default=EXIT_OK)

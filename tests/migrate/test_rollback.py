@@ -1,0 +1,134 @@
+"""`poolmigrate rollback`: exact restore, refusal after edits, --force, and no backup."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+LEGACY = "# broker\r\n[pool]\r\nmax_clients_pool = 50_000  # preallocated\r\nport = 1883"
+
+
+def _converted(tmp_path: Path, run_cli, *flags: str) -> Path:
+    path = tmp_path / "broker.toml"
+    path.write_bytes(LEGACY.encode("utf-8"))
+    result = run_cli("convert", *flags, path)
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_rollback_restores_original_bytes(tmp_path: Path, run_cli) -> None:
+    path = _converted(tmp_path, run_cli)
+    result = run_cli("rollback", path)
+    assert result.exit_code == 0
+    assert "restored" in result.stdout
+    assert path.read_bytes() == LEGACY.encode("utf-8")
+    assert [p.name for p in tmp_path.iterdir()] == ["broker.toml"]
+
+
+def test_rollback_rejects_file_edited_after_convert(tmp_path: Path, run_cli, take_snapshot) -> None:
+    path = _converted(tmp_path, run_cli)
+    path.write_bytes(path.read_bytes() + b"\r\nhost = \"0.0.0.0\"\r\n")
+    before = take_snapshot(tmp_path)
+
+    result = run_cli("rollback", path)
+
+    assert result.exit_code == 1
+    assert "changed since it was converted" in result.stderr
+    assert "line 9 differs from what the conversion wrote" in result.stderr
+    assert "--force" in result.stderr
+    assert take_snapshot(tmp_path) == before
+
+
+def test_rollback_force_keeps_later_edits(tmp_path: Path, run_cli) -> None:
+    path = _converted(tmp_path, run_cli)
+    text = path.read_bytes().decode("utf-8").replace("port = 1883", "port = 1884\r\ngrowth_factor = 2.0")
+    path.write_bytes(text.encode("utf-8"))
+
+    result = run_cli("rollback", "--force", path)
+
+    assert result.exit_code == 0, result.output
+    reverted = path.read_bytes().decode("utf-8")
+    document = tomllib.loads(reverted)
+    assert document["pool"]["max_clients_pool"] == 100_000
+    assert document["pool"]["port"] == 1884
+    assert "initial_pool_size" not in document["pool"]
+    assert "max_pool_size" not in document["pool"]
+    assert "growth_factor" not in document["pool"]
+    assert "max_clients_pool = 100_000  # preallocated\r\n" in reverted
+    assert [p.name for p in tmp_path.iterdir()] == ["broker.toml"]
+
+
+def test_rollback_without_backup_reverses_in_place(tmp_path: Path, run_cli) -> None:
+    path = _converted(tmp_path, run_cli, "--no-backup", "--scenario", "small")
+
+    result = run_cli("rollback", path)
+
+    assert result.exit_code == 0, result.output
+    assert "reverted" in result.stdout
+    text = path.read_bytes().decode("utf-8")
+    assert text.startswith("# broker\r\n[pool]\r\nmax_clients_pool = 10_000  # preallocated\r\n")
+    assert tomllib.loads(text)["pool"] == {"max_clients_pool": 10_000, "max_connections": 10_000, "port": 1883}
+    assert not text.endswith("\n")
+
+
+def test_rollback_removes_expansion_keys(tmp_path: Path, run_cli) -> None:
+    path = tmp_path / "broker.toml"
+    path.write_text(
+        "[pool]\ninitial_pool_size = 64\nmax_pool_size = 512\nexpansion_threshold_percent = 70\ngrowth_factor = 2.0\n",
+        encoding="utf-8",
+    )
+    result = run_cli("rollback", path)
+    assert result.exit_code == 0, result.output
+    assert path.read_text(encoding="utf-8") == "[pool]\nmax_clients_pool = 512\n"
+
+
+def test_rollback_dry_run_writes_nothing(tmp_path: Path, run_cli, take_snapshot) -> None:
+    path = _converted(tmp_path, run_cli)
+    before = take_snapshot(tmp_path)
+
+    result = run_cli("rollback", "--dry-run", path)
+
+    assert result.exit_code == 0
+    assert "would-restore" in result.stdout
+    assert "+max_clients_pool = 50_000  # preallocated" in result.stdout
+    assert take_snapshot(tmp_path) == before
+
+
+def test_rollback_of_legacy_file_does_nothing(tmp_path: Path, run_cli) -> None:
+    path = tmp_path / "broker.toml"
+    path.write_bytes(LEGACY.encode("utf-8"))
+    result = run_cli("rollback", path)
+    assert result.exit_code == 0
+    assert "nothing to roll back" in result.stdout
+    assert path.read_bytes() == LEGACY.encode("utf-8")
+
+
+def test_rollback_rejects_damaged_journal(tmp_path: Path, run_cli, take_snapshot) -> None:
+    path = _converted(tmp_path, run_cli)
+    (tmp_path / "broker.toml.poolmigrate.json").write_text("{not json", encoding="utf-8")
+    before = take_snapshot(tmp_path)
+
+    result = run_cli("rollback", path)
+
+    assert result.exit_code == 2
+    assert "is not a poolmigrate journal" in result.stderr
+    assert take_snapshot(tmp_path) == before
+
+
+def test_rollback_of_folder_restores_every_file(tmp_path: Path, run_cli) -> None:
+    (tmp_path / "a").mkdir()
+    files = {
+        tmp_path / "a" / "one.toml": b"max_clients_pool = 1\n",
+        tmp_path / "two.toml": b"[pool]\r\nMAX_CLIENTS_POOL = 2\r\n",
+    }
+    for path, data in files.items():
+        path.write_bytes(data)
+    assert run_cli("convert", tmp_path).exit_code == 0
+
+    result = run_cli("rollback", "--json", tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert {e["status"] for e in json.loads(result.stdout)["files"]} == {"restored"}
+    assert {p: p.read_bytes() for p in files} == files
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "one.toml", "two.toml"]
