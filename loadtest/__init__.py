@@ -1,0 +1,1 @@
+"""Load tests for MQTT brokers: locust users holding paho-mqtt connections, memory checks and reports."""

@@ -1,0 +1,5 @@
+"""Allow `python -m loadtest`."""
+
+from loadtest.cli import app
+
+app(prog_name="loadtest")
