@@ -1,0 +1,738 @@
+"""The asyncio MQTT 3.1.1 server: sockets, timers and fan-out around the sans-I/O core.
+
+This is the only module that touches asyncio transports. Each socket gets one
+`Connection` (an asyncio.Protocol). The `Broker` contains the shared state: sessions,
+subscriptions, retained messages, the client pool and the counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import signal
+import time
+from collections import deque
+from pathlib import Path
+
+from broker import __version__
+from broker.auth import Authorizer
+from broker.codec import PacketReader, ProtocolError, UnsupportedProtocolError, encode
+from broker.config import BrokerConfig
+from broker.metrics import start_metrics_server
+from broker.packets import (
+    SUBACK_FAILURE,
+    Connack,
+    ConnackReturnCode,
+    Connect,
+    Disconnect,
+    Packet,
+    Pingreq,
+    Pingresp,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    Unsubscribe,
+    Will,
+)
+from broker.pool import ClientPool
+from broker.retained import RetainedStore
+from broker.router import Router
+from broker.rss import current_rss, format_megabytes, process_start_time
+from broker.session import PUBACK, PUBREC, Message, Session, SessionStore, encode_ack
+from broker.stats import BrokerStats, sys_topics
+from broker.topics import InvalidTopicError, validate_topic_filter, validate_topic_name
+
+logger = logging.getLogger("broker.server")
+
+# Seconds between sweeps for CONNECT timeouts and keepalive. One coarse timer for all
+# connections costs less than a timer each; a deadline may pass by up to one interval.
+MAX_SWEEP_INTERVAL_SECONDS = 0.5
+
+# Seconds that shutdown waits for closing connections to flush before aborting them.
+SHUTDOWN_FLUSH_SECONDS = 1.0
+
+# Client ids the broker assigns to clients that connect with an empty id and a clean session.
+_assigned_ids = itertools.count(1)
+
+PINGRESP_BYTES = encode(Pingresp())
+UNSUBACK_FIRST_BYTE = 0xB0
+
+
+class StartupError(Exception):
+    """The broker could not start listening; the message names the address and the fix."""
+
+
+class Slot:
+    """The per-connection record the pool hands out: MQTT state of one connected client.
+
+    A slot has no buffers, so a preheated slot is small. The read buffer belongs to the
+    Connection, which is created with the socket and dropped with it.
+    """
+
+    __slots__ = ("client_id", "username", "session", "will", "keepalive_deadline")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.client_id = ""
+        self.username: str | None = None
+        self.session: Session | None = None
+        self.will: Will | None = None
+        # Seconds without any packet after which the connection is closed; 0 = no keepalive.
+        self.keepalive_deadline = 0.0
+
+
+class Broker:
+    """State shared by every connection and the logic that routes messages between them.
+
+    Build it inside the running event loop, which its timers and connections use.
+    """
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.stats = BrokerStats()
+        self.authorizer = Authorizer(config.access)
+        self.check_acl = bool(config.access.rules)
+        self.sessions = SessionStore(config.limits.max_inflight_messages, config.limits.max_queued_messages)
+        self.router = Router()
+        self.retained = RetainedStore()
+        self.pool: ClientPool[Slot] = ClientPool(config.pool, Slot, on_expand=self._log_expansion)
+        self.connections: set[Connection] = set()
+        self.batch_size = config.pool.forward_batch_size
+        self.loop = asyncio.get_running_loop()
+
+    # Startup and periodic work.
+
+    def _log_expansion(self, old: int, new: int, live: int) -> None:
+        logger.info("Pool grew from %d to %d slots at %d live connections; RSS %s.",
+                    old, new, live, format_megabytes(current_rss()))
+
+    def sweep(self) -> None:
+        """Close connections past their CONNECT timeout or 1.5 times their keepalive."""
+        now = self.loop.time()
+        connect_timeout = self.limits.connect_timeout
+        for connection in list(self.connections):
+            slot = connection.slot
+            if slot is None:
+                if now - connection.opened_at > connect_timeout and not connection.closing:
+                    logger.warning("Closed the connection from %s: no CONNECT within %.1f seconds.",
+                                   connection.peer, connect_timeout)
+                    connection.close()
+            elif slot.keepalive_deadline and now - connection.last_read > slot.keepalive_deadline:
+                logger.warning("Closed the connection of client %r from %s: nothing received for %.1f seconds "
+                               "(1.5 times its keepalive).", slot.client_id, connection.peer, slot.keepalive_deadline)
+                connection.close()
+
+    def sweep_interval(self) -> float:
+        return max(0.05, min(MAX_SWEEP_INTERVAL_SECONDS, self.limits.connect_timeout / 4))
+
+    def publish_sys_topics(self) -> None:
+        """Publish the $SYS/broker counters as retained messages."""
+        self.stats.clients_total = len(self.sessions)
+        self.stats.subscriptions = len(self.router)
+        self.stats.retained = len(self.retained)
+        topics = sys_topics(self.stats, self.pool, current_rss(), __version__, time.monotonic())
+        for topic, payload in topics.items():
+            message = Message(topic, payload.encode("utf-8"), 0, retain=True)
+            self.retained.store(message)
+            self.route_all(message.with_retain(False))
+
+    def metrics(self) -> dict[str, float]:
+        """Return the counters the Prometheus endpoint exposes, by metric name suffix."""
+        stats = self.stats
+        stats.clients_total = len(self.sessions)
+        stats.subscriptions = len(self.router)
+        stats.retained = len(self.retained)
+        values: dict[str, float] = {
+            name: getattr(stats, name) for name in stats.__slots__ if name != "started_at"
+        }
+        values.update(
+            uptime_seconds=time.monotonic() - stats.started_at,
+            pool_capacity=self.pool.capacity,
+            pool_live=self.pool.live,
+            pool_preheated=self.pool.preheated,
+            pool_expansions=self.pool.expansions,
+            pool_direct=self.pool.direct,
+            pool_free=self.pool.free,
+            rss_bytes=current_rss(),
+        )
+        return values
+
+    # Routing.
+
+    def route(self, message: Message) -> list[tuple[Session, int]] | None:
+        """Deliver `message` to its subscribers; return the deliveries left after the first batch."""
+        targets = self.router.targets(message.topic)
+        if not targets:
+            return None
+        if len(targets) <= self.batch_size:
+            self.deliver_batch(message, targets.items())
+            return None
+        items = list(targets.items())
+        self.deliver_batch(message, items[:self.batch_size])
+        return items[self.batch_size:]
+
+    def route_all(self, message: Message) -> None:
+        """Deliver `message` to its subscribers, continuing past the first batch in a task."""
+        remaining = self.route(message)
+        if remaining:
+            asyncio.ensure_future(self.deliver_in_batches(message, remaining))
+
+    def deliver_batch(self, message: Message, targets) -> None:
+        """Write `message` to each (session, granted QoS), queueing or dropping for slow and offline clients."""
+        stats = self.stats
+        message_qos = message.qos
+        sent = 0
+        sent_bytes = 0
+        for session, qos in targets:
+            if qos > message_qos:
+                qos = message_qos
+            connection = session.connection
+            if connection is None or connection.closing:
+                if qos and not session.enqueue(message, qos):
+                    stats.publish_dropped += 1
+                continue
+            if connection.write_paused:
+                if qos:
+                    if not session.enqueue(message, qos):
+                        stats.publish_dropped += 1
+                else:
+                    stats.qos0_dropped_slow += 1
+                    stats.publish_dropped += 1
+                continue
+            data = session.deliver(message, qos)
+            if data is not None:
+                connection.transport.write(data)
+                sent += 1
+                sent_bytes += len(data)
+        stats.messages_sent += sent
+        stats.bytes_sent += sent_bytes
+
+    async def deliver_in_batches(self, message: Message, targets: list[tuple[Session, int]]) -> None:
+        """Deliver to a long target list `batch_size` at a time, yielding to the loop between batches."""
+        size = self.batch_size
+        for start in range(0, len(targets), size):
+            await asyncio.sleep(0)
+            self.deliver_batch(message, targets[start:start + size])
+
+    def publish_will(self, slot: Slot) -> None:
+        will = slot.will
+        slot.will = None
+        if will is None:
+            return
+        if will.topic.startswith("$SYS") or (self.check_acl and not self.authorizer.can_publish(slot.username, will.topic)):
+            self.stats.publish_denied += 1
+            return
+        message = Message(will.topic, will.payload, will.qos)
+        if will.retain:
+            self.retained.store(message)
+        self.route_all(message)
+
+
+class Connection(asyncio.Protocol):
+    """One client socket: reads packets, runs them against the broker, writes replies."""
+
+    __slots__ = (
+        "broker", "transport", "peer", "reader", "slot", "opened_at", "last_read", "write_paused",
+        "closing", "clean_disconnect", "backlog", "busy",
+    )
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.transport: asyncio.Transport | None = None
+        self.peer = "unknown peer"
+        self.reader: PacketReader | None = None
+        self.slot: Slot | None = None
+        self.opened_at = 0.0
+        self.last_read = 0.0
+        self.write_paused = False
+        self.closing = False
+        self.clean_disconnect = False
+        # Packets read while a long fan-out of this client's PUBLISH is still running.
+        self.backlog: deque[Packet] | None = None
+        self.busy = False
+
+    # asyncio.Protocol callbacks.
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = f"{peer[0]}:{peer[1]}"
+        broker = self.broker
+        self.opened_at = self.last_read = broker.loop.time()
+        high_water = broker.limits.outgoing_high_water
+        transport.set_write_buffer_limits(high=high_water, low=high_water // 4)
+        self.reader = PacketReader(broker.limits.max_packet_size)
+        broker.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        broker = self.broker
+        self.last_read = broker.loop.time()
+        broker.stats.bytes_received += len(data)
+        try:
+            packets = self.reader.feed(data)
+        except UnsupportedProtocolError as error:
+            self.reject_protocol(error)
+            return
+        except ProtocolError as error:
+            self.fail(error.reason)
+            return
+        if self.busy:
+            self.backlog.extend(packets)
+            return
+        self.handle_packets(packets)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def pause_writing(self) -> None:
+        # The client reads slower than we write: stop reading its requests until it catches up.
+        self.write_paused = True
+        if not self.closing:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.closing:
+            return
+        if not self.busy:
+            self.transport.resume_reading()
+        slot = self.slot
+        if slot is not None and slot.session is not None:
+            self.write_all(slot.session.send_queued())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        broker = self.broker
+        broker.connections.discard(self)
+        reader = self.reader
+        if reader is not None and reader.buffered and not self.closing:
+            logger.warning("The connection from %s closed in the middle of a packet, with %d bytes of it received.",
+                           self.peer, reader.buffered)
+            broker.stats.malformed_packets += 1
+        self.closing = True
+        self.reader = None
+        self.backlog = None
+        slot = self.slot
+        if slot is None:
+            return
+        self.slot = None
+        session = slot.session
+        if session is not None and session.connection is self:
+            if broker.sessions.close(session):
+                broker.router.drop_session(session)
+        if not self.clean_disconnect:
+            broker.publish_will(slot)
+        slot.reset()
+        broker.pool.release(slot)
+        broker.stats.clients_connected -= 1
+
+    # Writing and closing.
+
+    def write_all(self, packets: list[bytes]) -> None:
+        if packets:
+            data = b"".join(packets)
+            self.transport.write(data)
+            self.broker.stats.messages_sent += len(packets)
+            self.broker.stats.bytes_sent += len(data)
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.transport.close()
+
+    def fail(self, reason: str) -> None:
+        """Close this connection for a protocol violation; other clients are not affected."""
+        if self.closing:
+            return
+        slot = self.slot
+        peer = f"client {slot.client_id!r} from {self.peer}" if slot else self.peer
+        logger.warning("Closed the connection of %s: %s", peer, reason)
+        self.broker.stats.malformed_packets += 1
+        self.close()
+
+    def reject_protocol(self, error: UnsupportedProtocolError) -> None:
+        if self.slot is not None:
+            self.fail("a second CONNECT arrived on the same connection.")
+            return
+        logger.warning("Rejected the connection from %s with CONNACK 1: %s", self.peer, error.reason)
+        self.broker.stats.connections_rejected += 1
+        self.transport.write(encode(Connack(False, ConnackReturnCode.UNACCEPTABLE_PROTOCOL_VERSION)))
+        self.close()
+
+    def reject_connect(self, return_code: ConnackReturnCode, reason: str) -> None:
+        logger.warning("Rejected the connection from %s with CONNACK %d: %s", self.peer, return_code, reason)
+        self.broker.stats.connections_rejected += 1
+        self.transport.write(encode(Connack(False, return_code)))
+        self.close()
+
+    # Packet handling.
+
+    def handle_packets(self, packets: list[Packet] | deque[Packet]) -> None:
+        """Handle packets in order; stop and keep the rest when a long fan-out starts."""
+        handlers = _HANDLERS
+        index = 0
+        for packet in packets:
+            index += 1
+            if self.closing:
+                return
+            handler = handlers.get(type(packet))
+            if handler is None:
+                self.fail(f"a client never sends {type(packet).__name__.upper()}.")
+                return
+            if self.slot is None and type(packet) is not Connect:
+                self.fail(f"the first packet was {type(packet).__name__.upper()}, not CONNECT.")
+                return
+            handler(self, packet)
+            if self.busy:
+                self.backlog.extend(itertools.islice(packets, index, None))
+                return
+
+    def on_connect(self, packet: Connect) -> None:
+        broker = self.broker
+        if self.slot is not None:
+            self.fail("a second CONNECT arrived on the same connection.")
+            return
+
+        # Step 1: client identifier, credentials and capacity.
+        client_id = packet.client_id
+        if not client_id:
+            if not packet.clean_session:
+                self.reject_connect(ConnackReturnCode.IDENTIFIER_REJECTED,
+                                    "an empty client id requires a clean session.")
+                return
+            client_id = f"auto-{next(_assigned_ids)}-{os.getpid()}"
+        if not broker.authorizer.authenticate(packet.username, packet.password):
+            if packet.username is None:
+                self.reject_connect(ConnackReturnCode.NOT_AUTHORIZED, "anonymous clients are not allowed.")
+            else:
+                self.reject_connect(ConnackReturnCode.BAD_USER_NAME_OR_PASSWORD,
+                                    f"wrong user name or password for user {packet.username!r}.")
+            return
+        if packet.will is not None:
+            try:
+                validate_topic_name(packet.will.topic)
+            except InvalidTopicError as error:
+                self.fail(f"the will topic is invalid: {error}")
+                return
+        slot = broker.pool.acquire()
+        if slot is None:
+            self.reject_connect(ConnackReturnCode.SERVER_UNAVAILABLE,
+                                f"{broker.pool.live} clients are connected, the max_connections limit.")
+            return
+
+        # Step 2: take over an existing connection with the same client id.
+        existing = broker.sessions.get(client_id)
+        if existing is not None and existing.connection is not None:
+            old = existing.connection
+            logger.info("Client %r reconnected from %s; closing its previous connection from %s.",
+                        client_id, self.peer, old.peer)
+            old.clean_disconnect = True
+            if old.slot is not None:
+                old.slot.will = None
+            old.close()
+            existing.connection = None
+
+        # Step 3: open or resume the session and acknowledge.
+        session, session_present, discarded = broker.sessions.open(client_id, packet.clean_session)
+        if discarded is not None:
+            broker.router.drop_session(discarded)
+        session.connection = self
+        slot.client_id = client_id
+        slot.username = packet.username
+        slot.session = session
+        slot.will = packet.will
+        slot.keepalive_deadline = packet.keepalive * broker.limits.keepalive_factor
+        self.slot = slot
+        stats = broker.stats
+        stats.clients_connected += 1
+        if stats.clients_connected > stats.clients_maximum:
+            stats.clients_maximum = stats.clients_connected
+        self.transport.write(encode(Connack(session_present, ConnackReturnCode.ACCEPTED)))
+        if session_present:
+            self.write_all(session.resume())
+
+    def on_publish(self, packet: Publish) -> None:
+        broker = self.broker
+        stats = broker.stats
+        stats.messages_received += 1
+        topic = packet.topic
+        if not topic or "+" in topic or "#" in topic:
+            self.fail(f"the PUBLISH topic name {topic!r} is empty or contains a wildcard.")
+            return
+        slot = self.slot
+        qos = packet.qos
+
+        # Step 1: acknowledge, and drop a duplicate QoS 2 packet that was already routed.
+        route = True
+        if qos == 1:
+            self.transport.write(encode_ack(PUBACK, packet.packet_id))
+        elif qos == 2:
+            route = slot.session.on_publish_qos2(packet.packet_id)
+            self.transport.write(encode_ack(PUBREC, packet.packet_id))
+        if not route:
+            return
+
+        # Step 2: clients may not publish to $SYS, nor where the access rules deny it.
+        if topic.startswith("$SYS"):
+            stats.publish_dropped += 1
+            return
+        if broker.check_acl and not broker.authorizer.can_publish(slot.username, topic):
+            stats.publish_denied += 1
+            return
+
+        # Step 3: retain and fan out. A long fan-out continues in a task, and this client's later packets wait for it.
+        message = Message(topic, packet.payload, qos)
+        if packet.retain:
+            broker.retained.store(message)
+        remaining = broker.route(message)
+        if remaining:
+            self.start_fan_out(message, remaining)
+
+    def start_fan_out(self, message: Message, remaining: list[tuple[Session, int]]) -> None:
+        self.busy = True
+        if self.backlog is None:
+            self.backlog = deque()
+        self.transport.pause_reading()
+        task = asyncio.ensure_future(self.broker.deliver_in_batches(message, remaining))
+        task.add_done_callback(self.finish_fan_out)
+
+    def finish_fan_out(self, task: asyncio.Future) -> None:
+        self.busy = False
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Delivering a message failed: %r", task.exception())
+        if self.closing:
+            return
+        backlog = self.backlog
+        self.backlog = None
+        if backlog:
+            self.handle_packets(list(backlog))
+        if not self.busy and not self.closing and not self.write_paused:
+            self.transport.resume_reading()
+
+    def on_puback(self, packet: Puback) -> None:
+        session = self.slot.session
+        if session.on_puback(packet.packet_id) and not self.write_paused:
+            self.write_all(session.send_queued())
+
+    def on_pubrec(self, packet: Pubrec) -> None:
+        self.transport.write(self.slot.session.on_pubrec(packet.packet_id))
+
+    def on_pubrel(self, packet: Pubrel) -> None:
+        self.transport.write(self.slot.session.on_pubrel(packet.packet_id))
+
+    def on_pubcomp(self, packet: Pubcomp) -> None:
+        session = self.slot.session
+        if session.on_pubcomp(packet.packet_id) and not self.write_paused:
+            self.write_all(session.send_queued())
+
+    def on_subscribe(self, packet: Subscribe) -> None:
+        broker = self.broker
+        slot = self.slot
+        session = slot.session
+        return_codes = []
+        granted = []
+        for topic_filter, qos in packet.subscriptions:
+            try:
+                validate_topic_filter(topic_filter)
+            except InvalidTopicError as error:
+                logger.warning("Rejected the subscription of client %r to %r: %s", slot.client_id, topic_filter, error)
+                return_codes.append(SUBACK_FAILURE)
+                continue
+            if broker.check_acl and not broker.authorizer.can_subscribe(slot.username, topic_filter):
+                return_codes.append(SUBACK_FAILURE)
+                continue
+            broker.router.subscribe(session, topic_filter, qos)
+            return_codes.append(qos)
+            granted.append((topic_filter, qos))
+        self.transport.write(encode(Suback(packet.packet_id, tuple(return_codes))))
+
+        # Retained messages follow the SUBACK, each at most at the granted QoS.
+        for topic_filter, qos in granted:
+            for message in broker.retained.match(topic_filter):
+                delivery_qos = min(qos, message.qos)
+                if delivery_qos == 0 and self.write_paused:
+                    broker.stats.qos0_dropped_slow += 1
+                    continue
+                data = session.deliver(message, delivery_qos)
+                if data is not None:
+                    self.write_all([data])
+
+    def on_unsubscribe(self, packet: Unsubscribe) -> None:
+        session = self.slot.session
+        for topic_filter in packet.topic_filters:
+            self.broker.router.unsubscribe(session, topic_filter)
+        self.transport.write(encode_ack(UNSUBACK_FIRST_BYTE, packet.packet_id))
+
+    def on_pingreq(self, packet: Pingreq) -> None:
+        self.transport.write(PINGRESP_BYTES)
+
+    def on_disconnect(self, packet: Disconnect) -> None:
+        self.clean_disconnect = True
+        if self.slot is not None:
+            self.slot.will = None
+        self.close()
+
+
+# Packet types a server receives, with their handlers; any other type closes the connection.
+_HANDLERS = {
+    Connect: Connection.on_connect,
+    Publish: Connection.on_publish,
+    Puback: Connection.on_puback,
+    Pubrec: Connection.on_pubrec,
+    Pubrel: Connection.on_pubrel,
+    Pubcomp: Connection.on_pubcomp,
+    Subscribe: Connection.on_subscribe,
+    Unsubscribe: Connection.on_unsubscribe,
+    Pingreq: Connection.on_pingreq,
+    Disconnect: Connection.on_disconnect,
+}
+
+
+def _write_ready_file(path: Path, info: dict) -> None:
+    """Write `info` as JSON atomically, so a reader never sees a partial file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(info), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+async def serve(
+    config: BrokerConfig,
+    *,
+    ready_file: Path | None = None,
+    stop: asyncio.Event | None = None,
+    baseline_rss: int | None = None,
+) -> None:
+    """Run the broker until `stop` is set, then close every connection."""
+    loop = asyncio.get_running_loop()
+    if baseline_rss is None:
+        baseline_rss = current_rss()
+    stop = stop or asyncio.Event()
+
+    # Step 1: build the broker and preheat the pool.
+    broker = Broker(config)
+    pool = broker.pool
+    pool.preheat()
+    if config.pool.legacy:
+        logger.warning(
+            'max_clients_pool is deprecated: this broker preheated %d slots and will never grow the pool. '
+            'Run "poolmigrate convert %s" to switch to the dynamic pool.',
+            pool.preheated, config.source or "CONFIG",
+        )
+
+    # Step 2: listen, then report the address and the memory it took to get here.
+    try:
+        server = await loop.create_server(
+            lambda: Connection(broker), config.host, config.port, backlog=config.pool.io_entries, reuse_address=True,
+        )
+    except OSError as error:
+        raise StartupError(
+            f"Could not listen on {config.host}:{config.port}: {error.strerror or error}. "
+            "Choose another port with --port or stop the process that uses it."
+        ) from error
+    host, port = server.sockets[0].getsockname()[:2]
+    startup_rss = current_rss()
+    startup_seconds = time.time() - process_start_time()
+    settings = config.pool
+    logger.info(
+        "Listening on %s:%d with a pool of %d preheated slots (max pool %d, max connections %d); RSS %s (baseline %s).",
+        host, port, pool.preheated, pool.settings.max_pool_size if not settings.legacy else settings.max_clients_pool,
+        settings.max_connections, format_megabytes(startup_rss), format_megabytes(baseline_rss),
+    )
+    metrics_server = None
+    if config.metrics_port is not None:
+        try:
+            metrics_server = start_metrics_server(config.metrics_port, broker.metrics)
+        except OSError as error:
+            server.close()
+            # start_metrics_server's message already names the address and the fix.
+            raise StartupError(error.strerror or str(error)) from error
+        logger.info("Serving Prometheus metrics on http://127.0.0.1:%d/metrics.", metrics_server.port)
+    if ready_file is not None:
+        _write_ready_file(Path(ready_file), {
+            "host": host,
+            "port": port,
+            "pid": os.getpid(),
+            "version": __version__,
+            "baseline_rss": baseline_rss,
+            "startup_rss": startup_rss,
+            "startup_seconds": startup_seconds,
+            "pool_capacity": pool.capacity,
+            "max_pool_size": settings.max_clients_pool if settings.legacy else settings.max_pool_size,
+            "max_connections": settings.max_connections,
+            "legacy": settings.legacy,
+            "metrics_port": metrics_server.port if metrics_server is not None else None,
+        })
+
+    # Step 3: periodic work: the keepalive and CONNECT-timeout sweep and the $SYS topics.
+    tasks = [asyncio.ensure_future(_repeat(broker.sweep, broker.sweep_interval()))]
+    if config.sys_interval > 0:
+        tasks.append(asyncio.ensure_future(_repeat(broker.publish_sys_topics, config.sys_interval)))
+
+    # Step 4: wait for the stop signal and shut down.
+    try:
+        await stop.wait()
+    finally:
+        logger.info("Stopping: closing the listener and %d connections.", len(broker.connections))
+        server.close()
+        for task in tasks:
+            task.cancel()
+        for connection in list(broker.connections):
+            connection.close()
+        await _wait_for_connections(broker)
+        await server.wait_closed()
+        if metrics_server is not None:
+            metrics_server.close()
+        logger.info("Stopped.")
+
+
+async def _repeat(function, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            function()
+        except Exception:
+            logger.exception("Periodic task %r failed; it runs again in %.1f seconds.", function, interval)
+
+
+async def _wait_for_connections(broker: Broker) -> None:
+    """Give closing connections SHUTDOWN_FLUSH_SECONDS to flush, then abort the rest."""
+    deadline = time.monotonic() + SHUTDOWN_FLUSH_SECONDS
+    while broker.connections and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    for connection in list(broker.connections):
+        connection.transport.abort()
+    await asyncio.sleep(0)
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(config: BrokerConfig, ready_file: Path | None = None, baseline_rss: int | None = None) -> int:
+    """Run the broker until SIGINT or SIGTERM and return the exit code."""
+    loop = _new_event_loop()
+    asyncio.set_event_loop(loop)
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        loop.run_until_complete(serve(config, ready_file=ready_file, stop=stop, baseline_rss=baseline_rss))
+    finally:
+        loop.close()
+    return 0
