@@ -46,7 +46,7 @@ from broker.retained import RetainedStore
 from broker.router import Router
 from broker.rss import current_rss, format_megabytes, process_start_time
 from broker.session import PUBACK, PUBREC, Message, Session, SessionStore, encode_ack
-from broker.stats import BrokerStats, sys_topics
+from broker.stats import BrokerStats, metric_values, sys_topics
 from broker.topics import InvalidTopicError, validate_topic_filter, validate_topic_name
 
 logger = logging.getLogger("broker.server")
@@ -117,7 +117,7 @@ class Broker:
                     old, new, live, format_megabytes(current_rss()))
 
     def sweep(self) -> None:
-        """Close connections past their CONNECT timeout or 1.5 times their keepalive."""
+        """Close connections past their CONNECT timeout or past keepalive_factor times their keepalive."""
         now = self.loop.time()
         connect_timeout = self.limits.connect_timeout
         for connection in list(self.connections):
@@ -129,7 +129,8 @@ class Broker:
                     connection.close()
             elif slot.keepalive_deadline and now - connection.last_read > slot.keepalive_deadline:
                 logger.warning("Closed the connection of client %r from %s: nothing received for %.1f seconds "
-                               "(1.5 times its keepalive).", slot.client_id, connection.peer, slot.keepalive_deadline)
+                               "(%g times its keepalive).", slot.client_id, connection.peer, slot.keepalive_deadline,
+                               self.limits.keepalive_factor)
                 connection.close()
 
     def sweep_interval(self) -> float:
@@ -152,20 +153,7 @@ class Broker:
         stats.clients_total = len(self.sessions)
         stats.subscriptions = len(self.router)
         stats.retained = len(self.retained)
-        values: dict[str, float] = {
-            name: getattr(stats, name) for name in stats.__slots__ if name != "started_at"
-        }
-        values.update(
-            uptime_seconds=time.monotonic() - stats.started_at,
-            pool_capacity=self.pool.capacity,
-            pool_live=self.pool.live,
-            pool_preheated=self.pool.preheated,
-            pool_expansions=self.pool.expansions,
-            pool_direct=self.pool.direct,
-            pool_free=self.pool.free,
-            rss_bytes=current_rss(),
-        )
-        return values
+        return metric_values(stats, self.pool, current_rss(), time.monotonic())
 
     # Routing.
 
