@@ -25,7 +25,15 @@ SYS_INTERVAL = 1.0
 
 
 class BrokerStartError(RuntimeError):
-    """The bundled broker exited or timed out before it wrote its ready file."""
+    """The bundled broker exited or timed out before it wrote its ready file.
+
+    `reason` is the cause, as a lower-case clause, and `output` is the end of the broker's log.
+    """
+
+    def __init__(self, reason: str, output: str) -> None:
+        self.reason = reason
+        self.output = output
+        super().__init__(f"{reason[:1].upper()}{reason[1:]}. Its output:\n{output}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +112,15 @@ class BundledBroker:
             code = self.process.poll()
             if code is not None:
                 raise BrokerStartError(
-                    f"The bundled broker exited with code {code} before it was ready "
-                    f"(config {self.config_path}). Its output:\n{children.log_tail(self.log_path)}"
+                    f"the bundled broker exited with code {code} before it was ready (config {self.config_path})",
+                    children.log_tail(self.log_path),
                 )
             if time.monotonic() > deadline:
                 self.stop()
                 raise BrokerStartError(
-                    f"The bundled broker did not write its ready file within {self.start_timeout:g} s "
-                    f"(config {self.config_path}). Its output:\n{children.log_tail(self.log_path)}"
+                    f"the bundled broker did not write its ready file within {self.start_timeout:g} s "
+                    f"(config {self.config_path})",
+                    children.log_tail(self.log_path),
                 )
             time.sleep(READY_POLL_INTERVAL)
 

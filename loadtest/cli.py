@@ -14,10 +14,12 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import scenarios
 from broker.config import check_pool
 from loadtest.checkpoints import scale_targets
+from loadtest.options import InvalidOptions, RunOptions, check_options
 
 app = typer.Typer(
     help="Load-test an MQTT broker with locust and paho-mqtt, and check its memory against a preset's targets.",
@@ -45,8 +47,14 @@ def default_workers(count: int) -> int:
 
 
 def _fail_usage(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]Error:[/] {message}", highlight=False)
+    """Print `message` as a usage error on stderr, unwrapped, and return the exit to raise."""
+    Console(stderr=True).print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
+
+
+def print_abort(console: Console, message: str) -> None:
+    """Print why a run or comparison could not complete, unwrapped so that it reads as one sentence."""
+    console.print(escape(message), style="bold red", highlight=False, soft_wrap=True)
 
 
 def _load_scenario(name: str) -> scenarios.Scenario:
@@ -115,7 +123,7 @@ def run(
     count: Annotated[int, typer.Option("--count", "-n", help="Connections to open.")],
     scenario: Annotated[str, typer.Option(help="Preset whose pool settings and memory targets apply: default, small, medium or large.")] = "default",
     host: Annotated[Optional[str], typer.Option(help="Broker to drive; without it the bundled broker is started with the preset.")] = None,
-    port: Annotated[int, typer.Option(help="Broker port, with --host.")] = 1883,
+    port: Annotated[Optional[int], typer.Option(help="Broker port, with --host; default 1883.")] = None,
     broker_pid: Annotated[Optional[int], typer.Option(help="PID of the broker given by --host, so its memory can be sampled.")] = None,
     rate: Annotated[float, typer.Option(help="New connections per second while ramping.")] = 500.0,
     hold: Annotated[float, typer.Option(help="Seconds to hold every connection open after the ramp.")] = 5.0,
@@ -136,24 +144,28 @@ def run(
     pool_override: Annotated[list[str], typer.Option(hidden=True, help="KEY=VALUE pool setting for the bundled broker.")] = [],  # noqa: B006
 ) -> None:
     """Open COUNT MQTT connections, hold them, and check the broker's memory against the preset."""
-    # Imported here because locust patches the standard library for gevent on import.
-    from loadtest import report
-    from loadtest.progress import RampProgress
-    from loadtest.runner import RunOptions, run_load_test
-
     preset = _load_scenario(scenario)
     targets = _read_targets_file(targets_file) if targets_file is not None else preset.targets
+    if not (math.isfinite(target_mb_scale) and target_mb_scale > 0):
+        raise _fail_usage(f"--target-mb-scale is {target_mb_scale:g} but must be a positive number.")
     if target_mb_scale != 1.0:
         targets = scale_targets(targets, target_mb_scale)
     preset = dataclasses.replace(preset, targets=targets)
     overrides = _parse_pool_overrides(pool_override, preset)
+    if host is None and port is not None:
+        raise _fail_usage(
+            f"--port {port} applies only with --host, because the bundled broker listens on a free port. "
+            "Drop --port, or add --host to drive another broker."
+        )
+    if out.exists() and not out.is_dir():
+        raise _fail_usage(f"--out {out} is a file, but the report needs a folder. Give a folder path.")
 
     options = RunOptions(
         count=count,
         scenario=preset,
         out=out,
         host=host,
-        port=port,
+        port=1883 if port is None else port,
         broker_pid=broker_pid,
         rate=rate,
         hold=hold,
@@ -169,6 +181,15 @@ def run(
         connect_timeout=connect_timeout,
         pool_overrides=overrides,
     )
+    try:
+        check_options(options)
+    except InvalidOptions as error:
+        raise _fail_usage(str(error)) from None
+
+    # Imported only now because locust patches the standard library for gevent on import.
+    from loadtest import report
+    from loadtest.progress import RampProgress
+    from loadtest.runner import run_load_test
 
     _log_to_file(out)
     status_console = Console(stderr=True)
@@ -182,7 +203,7 @@ def run(
     if json_output:
         print(json.dumps(document, indent=2, ensure_ascii=False))
         if result.aborted:
-            status_console.print(f"[bold red]The run could not complete:[/] {result.aborted}", highlight=False)
+            print_abort(status_console, result.aborted)
     else:
         report.render(report_console(), result, target_results, document, out)
     raise typer.Exit(code)
@@ -209,7 +230,7 @@ def compare(
     try:
         result = comparison.compare_startup(legacy_pool, preset, runs, progress=lambda text: status_console.print(text, highlight=False))
     except comparison.CompareFailed as error:
-        status_console.print(f"[bold red]The comparison could not complete:[/] {error}", highlight=False)
+        print_abort(status_console, str(error))
         raise typer.Exit(2) from None
     document = comparison.build_report(result)
     comparison.write_files(out, result, document)

@@ -75,7 +75,10 @@ def measure_starts(mode: str, pool_values: dict[str, int], runs: int, progress: 
             try:
                 ready = broker.start()
             except BrokerStartError as error:
-                raise CompareFailed(f"The {mode} broker did not start: {error}") from None
+                raise CompareFailed(
+                    f"The comparison could not complete because, in {mode} mode, {error.reason}. "
+                    f"Its output:\n{error.output}"
+                ) from None
             finally:
                 broker.stop()
         starts.append(Startup(mode, run, ready.pool_capacity, ready.startup_seconds, ready.baseline_rss, ready.startup_rss))

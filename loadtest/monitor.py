@@ -21,7 +21,11 @@ PROBE_TIMEOUT = 5.0
 
 
 class BrokerUnreachable(ConnectionError):
-    """The monitor client could not connect to the broker."""
+    """The monitor client could not connect to the broker. `reason` is the cause, as a lower-case clause."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason[:1].upper()}{reason[1:]}.")
 
 
 class SysMonitor:
@@ -57,14 +61,16 @@ class SysMonitor:
         try:
             self.client.connect(self.host, self.port, keepalive=30)
         except OSError as error:
-            raise BrokerUnreachable(f"The broker at {where} is unreachable: {error.strerror or error}.") from None
+            detail = error.strerror or str(error)
+            raise BrokerUnreachable(f"the broker at {where} is unreachable: {detail[:1].lower()}{detail[1:]}") from None
         self.client.loop_start()
         if not self._connack.wait(timeout):
             self.close()
-            raise BrokerUnreachable(f"The broker at {where} accepted the TCP connection but sent no CONNACK within {timeout:g} s.")
+            raise BrokerUnreachable(f"the broker at {where} accepted the TCP connection but sent no CONNACK within {timeout:g} s")
         if self._refusal is not None:
             self.close()
-            raise BrokerUnreachable(f"The broker at {where} rejected the monitor connection: {self._refusal}.")
+            refusal = f"{self._refusal[:1].lower()}{self._refusal[1:]}"
+            raise BrokerUnreachable(f"the broker at {where} rejected the monitor connection: {refusal}")
         self.client.subscribe([(topic, 0) for topic in SYS_TOPICS])
 
     def wait_capacity_after(self, moment: float, timeout: float) -> bool:

@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from loadtest.checkpoints import (  # noqa: E402
@@ -44,6 +45,7 @@ _STATUS_STYLE = {PASSED: "green", FAILED: "bold red", NOT_REACHED: "yellow", NOT
 
 
 def megabytes(value: int | None) -> str:
+    """Format a byte count in SI megabytes, as the broker's log does, or '–' for None."""
     return "–" if value is None else f"{value / MB:,.1f} MB"
 
 
@@ -87,10 +89,16 @@ def exit_code(result: RunResult, targets: Sequence[TargetResult]) -> int:
 
 
 def describe_target(result: TargetResult) -> str:
+    """Return the bound the result is checked against; only max_mb is enforced."""
+    return f"≤ {result.target.max_mb:,g} MB"
+
+
+def describe_stated_range(result: TargetResult) -> str:
+    """Return the range the source states when it gives one, such as a startup of 3–5 MB, else ""."""
     target = result.target
-    if target.min_mb is not None:
-        return f"{target.min_mb:g}–{target.max_mb:g} MB"
-    return f"≤ {target.max_mb:g} MB"
+    if target.min_mb is None:
+        return ""
+    return f"stated for Zig: {target.min_mb:,g}–{target.max_mb:,g} MB"
 
 
 def build_report(result: RunResult, targets: Sequence[TargetResult], code: int) -> dict[str, Any]:
@@ -223,81 +231,105 @@ def _result_cell(status: str) -> str:
     return f"[{_STATUS_STYLE[status]}]{status}[/]"
 
 
-def render(console: Console, result: RunResult, targets: Sequence[TargetResult], report: dict[str, Any], out: Path) -> None:
-    """Print the checkpoint table, latencies, failures and the outcome."""
+def _target_cells(result: TargetResult | None) -> list[str]:
+    """Return the target, result and note cells of a row, dashes where no target applies."""
+    if result is None:
+        return ["–", "–", ""]
+    return [describe_target(result), _result_cell(result.status), describe_stated_range(result)]
+
+
+def memory_table(result: RunResult, targets: Sequence[TargetResult]) -> Table:
+    """Build the table of baseline, startup, checkpoints and targets with their outcomes.
+
+    The note column, shown only when a row needs it, gives a range the source states
+    where only its upper bound is checked, so that the result matches the target column.
+    """
     by_connections = {t.target.connections: t for t in targets if t.target.connections is not None}
-    table = Table(title=f"Broker memory, {result.options.scenario.name} preset")
-    for heading in ("checkpoint", "connections", "pool", "RSS", "growth", "target", "result"):
-        table.add_column(heading, justify="left" if heading in ("checkpoint", "result") else "right")
+    rows: list[list[str]] = []
 
     if result.baseline_rss is not None:
-        table.add_row("baseline", "0", "–", megabytes(result.baseline_rss), "–", "–", "–")
+        rows.append(["baseline", "0", "–", megabytes(result.baseline_rss), "–", *_target_cells(None)])
     if result.startup_rss is not None:
+        capacity = f"{result.startup_capacity:,}" if result.startup_capacity else "–"
         startup = by_connections.get(0)
-        table.add_row(
-            "startup",
-            "0",
-            f"{result.startup_capacity:,}" if result.startup_capacity else "–",
-            megabytes(result.startup_rss),
-            megabytes(result.startup_growth),
-            describe_target(startup) if startup else "–",
-            _result_cell(startup.status) if startup else "–",
-        )
+        rows.append(["startup", "0", capacity, megabytes(result.startup_rss), megabytes(result.startup_growth), *_target_cells(startup)])
     for checkpoint in result.checkpoints:
-        target = by_connections.get(checkpoint.target)
-        table.add_row(
+        capacity = f"{checkpoint.pool_capacity:,}" if checkpoint.pool_capacity else "–"
+        rows.append([
             f"{checkpoint.target:,}",
             f"{checkpoint.connections:,}",
-            f"{checkpoint.pool_capacity:,}" if checkpoint.pool_capacity else "–",
+            capacity,
             megabytes(checkpoint.rss),
             megabytes(checkpoint.growth),
-            describe_target(target) if target else "–",
-            _result_cell(target.status) if target else "–",
-        )
+            *_target_cells(by_connections.get(checkpoint.target)),
+        ])
     for target in targets:
         if target.target.pool_capacity is not None:
             measured = "–" if target.measured_mb is None else f"{target.measured_mb:,.1f} MB"
             connections = "–" if target.connections is None else f"{target.connections:,}"
-            table.add_row(
+            rows.append([
                 target.target.label,
                 connections,
                 f"{target.target.pool_capacity:,}",
                 megabytes(target.rss),
                 measured,
-                describe_target(target),
-                _result_cell(target.status),
-            )
+                *_target_cells(target),
+            ])
         elif target.target.connections and target.status == NOT_REACHED and target.target.connections > result.options.count:
-            table.add_row(f"{target.target.connections:,}", "–", "–", "–", "–", describe_target(target), _result_cell(target.status))
+            rows.append([f"{target.target.connections:,}", "–", "–", "–", "–", *_target_cells(target)])
+
+    headings = ["checkpoint", "connections", "pool", "RSS", "growth", "target", "result"]
+    if any(row[-1] for row in rows):
+        headings.append("note")
+    else:
+        rows = [row[:-1] for row in rows]
+    table = Table(title=f"Broker memory, {result.options.scenario.name} preset")
+    for heading in headings:
+        table.add_column(heading, justify="left" if heading in ("checkpoint", "result", "note") else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def render(console: Console, result: RunResult, targets: Sequence[TargetResult], report: dict[str, Any], out: Path) -> None:
+    """Print the checkpoint table, latencies, failures and the outcome.
+
+    Sentences are printed with soft wrapping, so a narrow terminal breaks them only at
+    its own edge and a file or pipe receives each one on a single line.
+    """
     if result.checkpoints or result.startup_rss is not None:
-        console.print(table)
+        console.print(memory_table(result, targets))
 
     latency = report["latency_ms"]
     if latency["count"]:
         console.print(
             f"Connect latency over {latency['count']:,} connects: p50 {latency['p50']:.1f} ms, "
-            f"p95 {latency['p95']:.1f} ms, p99 {latency['p99']:.1f} ms."
+            f"p95 {latency['p95']:.1f} ms, p99 {latency['p99']:.1f} ms.",
+            soft_wrap=True,
         )
     pool = report["pool"]
     if pool["capacity"] is not None:
-        console.print(f"Pool capacity {pool['capacity']:,} after {pool['expansions'] or 0} expansion(s), from the broker's $SYS topics.")
+        console.print(
+            f"Pool capacity {pool['capacity']:,} after {pool['expansions'] or 0} expansion(s), from the broker's $SYS topics.",
+            soft_wrap=True,
+        )
     if result.failures:
         failures = Table(title="Connection failures by reason")
         failures.add_column("reason")
         failures.add_column("count", justify="right")
         for reason, number in result.failures.most_common():
-            failures.add_row(reason, f"{number:,}")
+            failures.add_row(escape(reason), f"{number:,}")
         console.print(failures)
     if result.memory_note:
-        console.print(f"[yellow]{result.memory_note}[/]")
+        console.print(escape(result.memory_note), style="yellow", soft_wrap=True)
 
     files = f"{out / REPORT_FILE}, {out / SAMPLES_FILE}" + (f", {out / PLOT_FILE}" if result.memory_sampled else "")
-    console.print(f"Report files: {files}")
+    console.print(f"Report files: {escape(files)}", soft_wrap=True)
     code = report["exit_code"]
     if code == EXIT_INCOMPLETE:
-        console.print(f"[bold red]The run could not complete:[/] {result.aborted}")
+        console.print(escape(result.aborted or ""), style="bold red", highlight=False, soft_wrap=True)
     elif code == EXIT_TARGET_MISSED:
         missed = ", ".join(t.target.label for t in targets if t.status == FAILED)
-        console.print(f"[bold red]Memory target(s) missed:[/] {missed}.")
+        console.print(f"[bold red]Memory target(s) missed:[/] {escape(missed)}.", soft_wrap=True)
     else:
-        console.print("[green]Every memory target within the run was met.[/]")
+        console.print("[green]Every memory target within the run was met.[/]", soft_wrap=True)

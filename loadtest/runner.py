@@ -11,14 +11,12 @@ import locust  # isort: skip
 import logging
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, AddressValueError
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,12 +30,11 @@ from locust.runners import MasterRunner
 from broker.config import PoolSettings
 from loadtest import children
 from loadtest.brokerproc import BrokerReady, BrokerStartError, BundledBroker, write_config
-from loadtest.checkpoints import Checkpoint, PoolEvent, checkpoint_counts
-from loadtest.limits import RESERVED_DESCRIPTORS, check_capacity, ephemeral_port_count, raise_open_file_limit
+from loadtest.checkpoints import MB, Checkpoint, PoolEvent, checkpoint_counts
 from loadtest.monitor import BrokerUnreachable, SysMonitor
 from loadtest.mqtt_user import STATUS_MESSAGE, MqttUser, UserSettings
+from loadtest.options import InvalidOptions, RunOptions, check_options
 from loadtest.sampler import RssSampler, Sample
-from scenarios import Scenario
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +67,17 @@ def default_time_limit(count: int, rate: float, hold: float) -> float:
 
 
 class RunAborted(Exception):
-    """The run could not complete; its message gives the reason and the next step."""
+    """The run could not complete.
+
+    `reason` is a clause that completes "The run could not complete because ...", and
+    `advice` is the next step in full sentences. The message joins both.
+    """
+
+    def __init__(self, reason: str, advice: str = "") -> None:
+        self.reason = reason
+        self.advice = advice
+        message = f"The run could not complete because {reason}."
+        super().__init__(f"{message} {advice}" if advice else message)
 
 
 class ProgressView(Protocol):
@@ -92,35 +99,6 @@ class SilentProgress:
 
     def note(self, text: str) -> None:
         pass
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Everything `loadtest run` was asked to do."""
-
-    count: int
-    scenario: Scenario
-    out: Path
-    host: str | None = None
-    port: int = 1883
-    broker_pid: int | None = None
-    rate: float = 500.0
-    hold: float = 5.0
-    publish_interval: float = 0.0
-    qos: int = 0
-    payload_size: int = 16
-    workers: int = 1
-    remote_workers: int = 0
-    master_bind_host: str = "127.0.0.1"
-    master_bind_port: int = 0
-    source_addresses: tuple[str, ...] = ()
-    time_limit: float | None = None
-    connect_timeout: float = 10.0
-    pool_overrides: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def bundled(self) -> bool:
-        return self.host is None
 
 
 @dataclass
@@ -157,54 +135,6 @@ class RunResult:
         if self.baseline_rss is None or self.startup_rss is None or not self.broker.get("bundled"):
             return None
         return self.startup_rss - self.baseline_rss
-
-
-def _check_options(options: RunOptions) -> None:
-    """Raise RunAborted for settings that cannot work, before anything starts."""
-    if options.count < 1:
-        raise RunAborted(f"--count is {options.count} but must be at least 1.")
-    if options.rate <= 0:
-        raise RunAborted(f"--rate is {options.rate:g} but must be a positive number of connections per second.")
-    if options.workers < 0 or options.remote_workers < 0 or options.workers + options.remote_workers < 1:
-        raise RunAborted("At least one worker is needed: set --workers 1 or more, or --remote-workers.")
-    if options.qos not in (0, 1, 2):
-        raise RunAborted(f"--qos is {options.qos} but must be 0, 1 or 2.")
-    for address in options.source_addresses:
-        try:
-            IPv4Address(address)
-        except AddressValueError:
-            raise RunAborted(f"--source-addresses contains {address!r}, which is not an IPv4 address such as 127.0.0.2.") from None
-        with socket.socket() as probe:
-            try:
-                probe.bind((address, 0))
-            except OSError as error:
-                raise RunAborted(
-                    f"--source-addresses contains {address}, which this machine cannot connect from ({error.strerror}). "
-                    "Use addresses of a local interface; every 127.x.y.z address works on Linux."
-                ) from None
-
-    if options.bundled:
-        pool_values = {**options.scenario.values, **options.pool_overrides}
-        max_connections = pool_values.get("max_connections", PoolSettings().max_connections)
-        if options.count > max_connections:
-            raise RunAborted(
-                f"--count {options.count} exceeds max_connections {max_connections} of the {options.scenario.name} preset, "
-                "so the broker would reject the rest. Lower --count or choose a larger --scenario."
-            )
-
-    nofile = raise_open_file_limit()
-    addresses = max(len(options.source_addresses), 1)
-    local_share = round(options.count * options.workers / (options.workers + options.remote_workers))
-    if options.workers:
-        problem = check_capacity(local_share, options.workers, addresses, nofile, ephemeral_port_count())
-        if problem:
-            raise RunAborted(problem)
-    if options.bundled and options.count + RESERVED_DESCRIPTORS > nofile:
-        raise RunAborted(
-            f"The open-file limit is too low for the broker: {options.count} connections need about "
-            f"{options.count + RESERVED_DESCRIPTORS} files but the limit is {nofile}. "
-            f"Raise it with `ulimit -n {options.count + RESERVED_DESCRIPTORS}` before running loadtest."
-        )
 
 
 class LoadRun:
@@ -251,7 +181,10 @@ class LoadRun:
         """Run every step and return the result; a step that cannot complete sets `result.aborted`."""
         handlers = [gevent.signal_handler(signum, self._interrupt) for signum in (signal.SIGINT, signal.SIGTERM)]
         try:
-            _check_options(self.options)
+            try:
+                check_options(self.options)
+            except InvalidOptions as error:
+                raise RunAborted("an option is invalid", str(error)) from None
             self.options.out.mkdir(parents=True, exist_ok=True)
             self._start_broker()
             self._connect_monitor()
@@ -276,26 +209,26 @@ class LoadRun:
     def _check_running(self) -> None:
         """Raise RunAborted when the run was interrupted, ran out of time or lost a process."""
         if self.interrupted:
-            raise RunAborted("The run was interrupted (Ctrl-C or SIGTERM); the broker and workers were stopped.")
+            raise RunAborted("it was interrupted by Ctrl-C or SIGTERM", "The broker and workers were stopped.")
         if time.monotonic() > self.deadline:
             raise RunAborted(
-                f"The run hit its time limit of {self.time_limit:.0f} s. Lower --count, raise --rate, "
-                "or give more time with --time-limit."
+                f"it hit its time limit of {self.time_limit:.0f} s",
+                "Lower --count, raise --rate, or give more time with --time-limit.",
             )
         for number, worker in enumerate(self.workers, start=1):
             if worker.poll() is not None:
                 log = self.options.out / f"worker-{number}.log"
                 raise RunAborted(
-                    f"Worker {number} (PID {worker.pid}) exited with code {worker.returncode}. "
-                    f"Its output:\n{children.log_tail(log)}"
+                    f"worker {number} (PID {worker.pid}) exited with code {worker.returncode}",
+                    f"Its output, from {log}:\n{children.log_tail(log)}",
                 )
         if self.broker is not None and self.broker.process is not None and self.broker.process.poll() is not None:
             raise RunAborted(
-                f"The bundled broker exited with code {self.broker.process.returncode} during the run. "
-                f"Its output:\n{self.broker.output()}"
+                f"the bundled broker exited with code {self.broker.process.returncode} during the run",
+                f"Its output:\n{self.broker.output()}",
             )
         if self.sampler is not None and self.sampler.lost is not None:
-            raise RunAborted(f"Memory sampling stopped because {self.sampler.lost}.")
+            raise RunAborted(f"memory sampling stopped: {self.sampler.lost}")
 
     def _wait(self, seconds: float) -> None:
         """Wait up to `seconds` for news from the workers, the monitor or a signal."""
@@ -312,7 +245,10 @@ class LoadRun:
                 try:
                     self.broker_process = psutil.Process(options.broker_pid)
                 except psutil.NoSuchProcess:
-                    raise RunAborted(f"--broker-pid {options.broker_pid} names no running process; check the broker's PID.") from None
+                    raise RunAborted(
+                        f"--broker-pid {options.broker_pid} names no running process",
+                        f"Give the PID of the broker at {options.host}:{options.port}.",
+                    ) from None
             return
 
         self.workdir = Path(tempfile.mkdtemp(prefix="loadtest-broker-"))
@@ -326,7 +262,7 @@ class LoadRun:
         try:
             ready = self.broker.start()
         except BrokerStartError as error:
-            raise RunAborted(str(error)) from None
+            raise RunAborted(error.reason, f"Its output:\n{error.output}") from None
         self.broker_process = psutil.Process(ready.pid)
         self._record_ready(ready, pool_values)
 
@@ -351,7 +287,11 @@ class LoadRun:
             self.monitor.connect()
         except BrokerUnreachable as error:
             self.monitor = None
-            raise RunAborted(f"{error} Check --host and --port, and that the broker is running.") from None
+            if self.options.bundled:
+                advice = f"The bundled broker's log is copied to {self.options.out / 'broker.log'}."
+            else:
+                advice = "Check --host and --port, or omit --host to start the bundled broker."
+            raise RunAborted(error.reason, advice) from None
 
     def _on_capacity(self, capacity: int) -> None:
         if capacity == self.result.startup_capacity and not self.result.pool_events:
@@ -431,13 +371,14 @@ class LoadRun:
                 f"Waiting for {options.remote_workers} remote worker(s): run "
                 f"`loadtest worker --master-host THIS_HOST --master-port {master_port}` on each."
             )
-        wait_until = time.monotonic() + (WORKER_START_TIMEOUT if not options.remote_workers else self.time_limit)
+        wait_seconds = WORKER_START_TIMEOUT if not options.remote_workers else self.time_limit
+        wait_until = time.monotonic() + wait_seconds
         while self.master.worker_count < expected:
             self._check_running()
             if time.monotonic() > wait_until:
                 raise RunAborted(
-                    f"Only {self.master.worker_count} of {expected} workers registered with the master "
-                    f"within {WORKER_START_TIMEOUT:g} s. See the worker logs in {options.out}."
+                    f"only {self.master.worker_count} of {expected} workers registered with the master within {wait_seconds:g} s",
+                    f"See the worker logs in {options.out}.",
                 )
             gevent.sleep(0.05)
 
@@ -482,8 +423,9 @@ class LoadRun:
                 self._record_checkpoint(target, time.monotonic())
                 reasons = "; ".join(f"{reason}: {n}" for reason, n in self.failures().most_common(3)) or "none reported"
                 raise RunAborted(
-                    f"Only {connected} of {target} connections were established within {budget:.0f} s "
-                    f"(failures: {reasons})."
+                    f"only {connected} of {target} connections were established within {budget:.0f} s "
+                    f"(failures: {reasons})",
+                    f"The failures by reason are in the report, and each worker's log is in {self.options.out}.",
                 )
             self._wait(WAIT_STEP)
         self._record_checkpoint(target, time.monotonic())
@@ -501,7 +443,7 @@ class LoadRun:
         logger.info("Checkpoint at %d connections: RSS %s bytes, pool capacity %s.", checkpoint.connections, rss, capacity)
         self.progress.note(
             f"Checkpoint {target:,}: {checkpoint.connections:,} connections"
-            + (f", RSS {rss / 1048576:.1f} MB" if rss is not None else "")
+            + (f", RSS {rss / MB:.1f} MB" if rss is not None else "")
             + "."
         )
 

@@ -74,7 +74,7 @@ class RssSampler:
             except psutil.NoSuchProcess:
                 self.lost = f"the broker process {self.process.pid} exited during the run"
             except psutil.AccessDenied:
-                self.lost = f"reading the memory of process {self.process.pid} was denied; run as the same user as the broker"
+                self.lost = f"reading the memory of process {self.process.pid} was denied (run loadtest as the same user as the broker)"
             else:
                 connections, capacity = self.load()
                 with self._new_sample:

@@ -94,18 +94,42 @@ def test_run_reaches_every_connection(tmp_path: Path) -> None:
     assert (out / "memory.png").read_bytes().startswith(b"\x89PNG")
 
 
+def table_row(output: str, first_cell: str) -> list[str]:
+    """Return the cells of the table row in `output` whose first cell is `first_cell`."""
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip().split("│")[1:-1]]
+        if cells and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"No table row starts with {first_cell!r} in:\n{output}")
+
+
 def test_run_with_impossible_target_exits_1(tmp_path: Path) -> None:
     targets = tmp_path / "targets.toml"
-    targets.write_text('[[targets]]\nlabel = "nothing at 100"\nconnections = 100\nmax_mb = 0\n')
+    targets.write_text(
+        '[[targets]]\nlabel = "startup"\nconnections = 0\nmax_mb = 5\nmin_mb = 3\n\n'
+        '[[targets]]\nlabel = "nothing at 100"\nconnections = 100\nmax_mb = 0\n'
+    )
     out = tmp_path / "report"
 
     result = run_loadtest("run", "--count", "100", *QUICK, "--targets-file", str(targets), "--out", str(out))
 
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "missed: nothing at 100" in result.stdout
+    assert "Memory target(s) missed: nothing at 100." in result.stdout.splitlines()
     report = json.loads((out / "report.json").read_text())
     assert report["outcome"] == "target missed"
-    assert [t["status"] for t in report["targets"]] == ["fail"]
+    assert [t["status"] for t in report["targets"]] == ["pass", "fail"]
+
+    # The target column shows the bound that is checked, and the stated range sits apart.
+    startup = table_row(result.stdout, "startup")
+    assert startup[5:] == ["≤ 5 MB", "pass", "stated for Zig: 3–5 MB"]
+    assert table_row(result.stdout, "100")[5:] == ["≤ 0 MB", "fail", ""]
+
+
+def unreachable_message(port: int) -> str:
+    return (
+        f"The run could not complete because the broker at 127.0.0.1:{port} is unreachable: connection refused. "
+        "Check --host and --port, or omit --host to start the bundled broker."
+    )
 
 
 def test_run_against_unreachable_broker_exits_2(tmp_path: Path) -> None:
@@ -114,8 +138,23 @@ def test_run_against_unreachable_broker_exits_2(tmp_path: Path) -> None:
     result = run_loadtest("run", "--count", "10", "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--out", str(tmp_path))
 
     assert result.returncode == 2, result.stdout + result.stderr
-    assert f"The broker at 127.0.0.1:{port} is unreachable" in result.stdout
-    assert json.loads((tmp_path / "report.json").read_text())["outcome"] == "incomplete"
+    # One unwrapped sentence, whatever the width of the output.
+    assert unreachable_message(port) in result.stdout.splitlines()
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["outcome"] == "incomplete"
+    assert report["reason"] == unreachable_message(port)
+
+
+def test_run_json_prints_unreachable_broker_on_stderr(tmp_path: Path) -> None:
+    port = free_port()
+
+    result = run_loadtest(
+        "run", "--count", "10", "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--out", str(tmp_path), "--json"
+    )
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert json.loads(result.stdout)["outcome"] == "incomplete"
+    assert unreachable_message(port) in result.stderr.splitlines()
 
 
 def test_run_stops_at_time_limit(tmp_path: Path) -> None:
@@ -130,18 +169,57 @@ def test_run_stops_at_time_limit(tmp_path: Path) -> None:
     assert report["connections"]["max_connected"] < 3000
 
 
-def test_run_rejects_count_above_preset(tmp_path: Path) -> None:
-    result = run_loadtest("run", "--count", "10001", "--scenario", "small", "--out", str(tmp_path))
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--count", "0"], "--count is 0 but must be at least 1."),
+        (["--count", "-5"], "--count is -5 but must be at least 1."),
+        (["--count", "10", "--qos", "3"], "--qos is 3 but must be 0, 1 or 2."),
+        (["--count", "10", "--scenario", "huge"], "There is no preset named 'huge'; choose one of default, small, medium, large."),
+        (
+            ["--count", "10001", "--scenario", "small"],
+            "--count 10001 exceeds max_connections 10000 of the small preset, so the broker would reject the rest. "
+            "Lower --count or choose a larger --scenario.",
+        ),
+        (["--count", "10", "--rate", "0"], "--rate is 0 but must be a positive number of connections per second."),
+        (["--count", "10", "--hold", "-1"], "--hold is -1 but must be 0 or more seconds."),
+        (["--count", "10", "--payload-size", "-1"], "--payload-size is -1 but must be 0 or more bytes."),
+        (
+            ["--count", "10", "--workers", "0"],
+            "--workers and --remote-workers are both 0, so no worker would open connections. "
+            "Set --workers 1 or more, or --remote-workers.",
+        ),
+        (
+            ["--count", "10", "--port", "1884"],
+            "--port 1884 applies only with --host, because the bundled broker listens on a free port. "
+            "Drop --port, or add --host to drive another broker.",
+        ),
+        (
+            ["--count", "10", "--source-addresses", "127.0.0.2,localhost"],
+            "--source-addresses contains 'localhost', which is not an IPv4 address such as 127.0.0.2.",
+        ),
+    ],
+)
+def test_run_rejects_invalid_option_before_start(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "report"
 
-    assert result.returncode == 2
-    assert "exceeds max_connections 10000 of the small preset" in result.stdout
+    result = run_loadtest("run", *args, "--out", str(out))
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [f"Error: {message}"]
+    assert result.stdout == ""
+    assert not out.exists()
 
 
-def test_run_rejects_unknown_scenario(tmp_path: Path) -> None:
-    result = run_loadtest("run", "--count", "10", "--scenario", "huge", "--out", str(tmp_path))
+def test_run_rejects_out_that_is_a_file(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    out.write_text("kept\n")
 
-    assert result.returncode == 2
-    assert "There is no preset named 'huge'" in result.stderr
+    result = run_loadtest("run", "--count", "10", "--out", str(out))
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [f"Error: --out {out} is a file, but the report needs a folder. Give a folder path."]
+    assert out.read_text() == "kept\n"
 
 
 def _read_lines(stream: object, lines: queue.Queue[str]) -> None:
@@ -223,8 +301,10 @@ def test_failed_broker_start_shows_broker_error(tmp_path: Path) -> None:
     with pytest.raises(BrokerStartError) as raised:
         broker.start()
 
-    assert "exited with code 2" in str(raised.value)
-    assert "INITIAL_POOL_SIZE is 20" in str(raised.value)
+    assert raised.value.reason == f"the bundled broker exited with code 2 before it was ready (config {config})"
+    # The broker's own error, which names the setting, follows the reason.
+    assert "initial_pool_size is 20" in raised.value.output.lower()
+    assert str(raised.value) == f"The bundled broker exited with code 2 before it was ready (config {config}). Its output:\n{raised.value.output}"
 
 
 def test_compare_reports_both_modes(tmp_path: Path) -> None:
