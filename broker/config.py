@@ -7,13 +7,16 @@ twice with different values is an error, because the broker would have to guess.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from broker.topics import InvalidTopicError, validate_topic_filter
 
 # Legacy key: objects preheated at startup, which was also the pool's ceiling.
 LEGACY_POOL_KEY = "max_clients_pool"
@@ -35,13 +38,16 @@ MAX_IO_ENTRIES = 4095
 
 
 class SettingsError(ValueError):
-    """Invalid settings; `problems` lists each one as a full sentence."""
+    """Invalid settings; `problems` lists each one as a full sentence.
+
+    The message has one line per problem, each prefixed with `source` when it is given.
+    """
 
     def __init__(self, problems: list[str], source: str | None = None) -> None:
         self.problems = problems
         self.source = source
         prefix = f"{source}: " if source else ""
-        super().__init__(prefix + " ".join(problems))
+        super().__init__("\n".join(prefix + problem for problem in problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,8 @@ class BrokerConfig:
     limits: LimitSettings = field(default_factory=LimitSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     source: Path | None = None
+    # One sentence per unknown key that looks like a misspelt setting, naming file and line.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,167 +167,492 @@ def find_keys(document: Mapping[str, Any], names: tuple[str, ...]) -> list[Found
     return [found for found in iter_keys(document) if found.name in wanted]
 
 
-def locate_key(text: str, key: str) -> tuple[int, int] | None:
-    """Return the 1-based line and column where `key` is assigned in `text`, if found."""
+def locate_key(text: str, key: str, occurrence: int = 0) -> tuple[int, int] | None:
+    """Return the 1-based line and column where `key` is assigned in `text`, if found.
+
+    `occurrence` counts from 0 and picks a later assignment of the same key name.
+    """
     pattern = re.compile(rf"^[ \t]*(?:[\w\"'.-]+\.)?[\"']?({re.escape(key)})[\"']?[ \t]*=", re.M | re.I)
-    match = pattern.search(text)
-    if match is None:
-        return None
-    line = text.count("\n", 0, match.start(1)) + 1
-    column = match.start(1) - (text.rfind("\n", 0, match.start(1)) + 1) + 1
+    for index, match in enumerate(pattern.finditer(text)):
+        if index == occurrence:
+            return _line_and_column(text, match.start(1))
+    return None
+
+
+def locate_table(text: str, name: str, occurrence: int = 0) -> tuple[int, int] | None:
+    """Return the 1-based line and column of the `[[name]]` header number `occurrence`, if found."""
+    pattern = re.compile(rf"^[ \t]*\[\[[ \t]*(?:[\w\"'.-]+\.)?[\"']?({re.escape(name)})[\"']?[ \t]*\]\]", re.M | re.I)
+    for index, match in enumerate(pattern.finditer(text)):
+        if index == occurrence:
+            return _line_and_column(text, match.start(1))
+    return None
+
+
+def _line_and_column(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
     return line, column
+
+
+@dataclass(frozen=True, slots=True)
+class PoolProblem:
+    """One pool rule that the values break.
+
+    `keys` are the lower-case keys involved, the one to point at first. `text` states
+    what is wrong with the values, and `fix` how to make them valid.
+    """
+
+    keys: tuple[str, ...]
+    text: str
+    fix: str
+
+
+def pool_problems(values: Mapping[str, Any], spell: Callable[[str], str] = str.upper) -> list[PoolProblem]:
+    """Return one PoolProblem per rule that the pool values break; empty when they are valid.
+
+    `values` maps lower-case keys to numbers; missing keys take PoolSettings' defaults.
+    `spell` turns a lower-case key into the name that the sentences print. The legacy key
+    is checked only for being a positive integer.
+    """
+    defaults = PoolSettings()
+    get = lambda name: values.get(name, getattr(defaults, name))  # noqa: E731
+    problems: list[PoolProblem] = []
+
+    # Step 1: types. The range rules below compare numbers, so they wait for valid types.
+    for name in (*POOL_KEYS, *LIMIT_KEYS, "expansion_threshold_percent", LEGACY_POOL_KEY):
+        value = values.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            example = 100_000 if name == LEGACY_POOL_KEY else getattr(defaults, name)
+            problems.append(PoolProblem(
+                (name,), f"{spell(name)} must be an integer, not {value!r}.",
+                f"Write a whole number without quotes, such as {spell(name)} = {example:_}.",
+            ))
+    factor = values.get("growth_factor")
+    if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float))):
+        problems.append(PoolProblem(
+            ("growth_factor",), f"{spell('growth_factor')} must be a number, not {factor!r}.",
+            f"Write a number greater than 1 without quotes, such as {spell('growth_factor')} = 1.5.",
+        ))
+    if problems:
+        return problems
+
+    # Step 2: each value within its range and the sizes in order:
+    # 1 <= initial_pool_size <= max_pool_size <= max_connections.
+    initial, ceiling, connections = get("initial_pool_size"), get("max_pool_size"), get("max_connections")
+    initial_name, ceiling_name, connections_name = spell("initial_pool_size"), spell("max_pool_size"), spell("max_connections")
+    legacy = values.get(LEGACY_POOL_KEY)
+    if legacy is not None and legacy < 1:
+        problems.append(PoolProblem(
+            (LEGACY_POOL_KEY,), f"{spell(LEGACY_POOL_KEY)} is {legacy} but must be at least 1.",
+            f"Set {spell(LEGACY_POOL_KEY)} to at least 1, or run 'poolmigrate convert' to replace it "
+            f"with {initial_name} and {ceiling_name}.",
+        ))
+    if initial < 1:
+        problems.append(PoolProblem(
+            ("initial_pool_size",), f"{initial_name} is {initial} but must be at least 1.",
+            f"Set {initial_name} to a whole number from 1 to {ceiling_name} ({ceiling}); the default is {defaults.initial_pool_size}.",
+        ))
+    if initial > ceiling:
+        problems.append(PoolProblem(
+            ("initial_pool_size", "max_pool_size"),
+            f"{initial_name} is {initial} but {ceiling_name} is only {ceiling}; the pool cannot start above its ceiling.",
+            f"Set {ceiling_name} to at least {initial} or lower {initial_name} to at most {ceiling}; "
+            f"'poolmigrate presets' lists sizes that fit together.",
+        ))
+    if ceiling > connections:
+        problems.append(PoolProblem(
+            ("max_connections", "max_pool_size"),
+            f"{connections_name} is {connections} but {ceiling_name} would be {ceiling}; the pool ceiling cannot exceed the connection cap.",
+            f"Set {connections_name} to at least {ceiling} or lower {ceiling_name} to at most {connections}; "
+            f"'poolmigrate presets' lists sizes that fit together.",
+        ))
+    if connections < 1:
+        problems.append(PoolProblem(
+            ("max_connections",), f"{connections_name} is {connections} but must be at least 1.",
+            f"Set {connections_name} to at least 1 and at least {ceiling_name}; the default is {defaults.max_connections}.",
+        ))
+
+    # Step 3: the limits and growth keys, each on its own.
+    io_entries = get("io_entries")
+    if not 1 <= io_entries <= MAX_IO_ENTRIES:
+        problems.append(PoolProblem(
+            ("io_entries",),
+            f"{spell('io_entries')} is {io_entries} but must be between 1 and {MAX_IO_ENTRIES} (it is a u12 in the Zig broker).",
+            f"Set {spell('io_entries')} to a whole number from 1 to {MAX_IO_ENTRIES}; the default is {defaults.io_entries}.",
+        ))
+    batch = get("forward_batch_size")
+    if batch < 1:
+        problems.append(PoolProblem(
+            ("forward_batch_size",), f"{spell('forward_batch_size')} is {batch} but must be at least 1.",
+            f"Set {spell('forward_batch_size')} to at least 1; the default is {defaults.forward_batch_size}.",
+        ))
+    threshold = get("expansion_threshold_percent")
+    if not 1 <= threshold <= 100:
+        problems.append(PoolProblem(
+            ("expansion_threshold_percent",),
+            f"{spell('expansion_threshold_percent')} is {threshold} but must be between 1 and 100.",
+            f"Set {spell('expansion_threshold_percent')} to a whole number from 1 to 100; the default is {defaults.expansion_threshold_percent}.",
+        ))
+    factor = get("growth_factor")
+    if not factor > 1:
+        problems.append(PoolProblem(
+            ("growth_factor",),
+            f"{spell('growth_factor')} is {factor} but must be greater than 1, or the pool could never grow.",
+            f"Set {spell('growth_factor')} to a number greater than 1; the default is {defaults.growth_factor}.",
+        ))
+    return problems
 
 
 def check_pool(values: Mapping[str, Any]) -> list[str]:
     """Return one sentence per rule that the pool values break; empty when they are valid.
 
     `values` maps lower-case keys to numbers; missing keys take PoolSettings' defaults.
-    The legacy key is checked only for being a positive integer.
+    The sentences name keys by their upper-case constant names, as in a Zig config.
     """
-    defaults = PoolSettings()
-    get = lambda name: values.get(name, getattr(defaults, name))  # noqa: E731
-    problems: list[str] = []
-
-    for name in (*POOL_KEYS, *LIMIT_KEYS, "expansion_threshold_percent", LEGACY_POOL_KEY):
-        value = values.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            problems.append(f"{name.upper()} must be an integer, not {value!r}.")
-    factor = values.get("growth_factor")
-    if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float))):
-        problems.append(f"GROWTH_FACTOR must be a number, not {factor!r}.")
-    if problems:
-        return problems
-
-    initial, ceiling, connections = get("initial_pool_size"), get("max_pool_size"), get("max_connections")
-    legacy = values.get(LEGACY_POOL_KEY)
-    if legacy is not None and legacy < 1:
-        problems.append(f"MAX_CLIENTS_POOL is {legacy} but must be at least 1.")
-    if initial < 1:
-        problems.append(f"INITIAL_POOL_SIZE is {initial} but must be at least 1.")
-    if initial > ceiling:
-        problems.append(f"INITIAL_POOL_SIZE is {initial} but MAX_POOL_SIZE is only {ceiling}; the pool cannot start above its ceiling.")
-    if ceiling > connections:
-        problems.append(f"MAX_CONNECTIONS is {connections} but MAX_POOL_SIZE would be {ceiling}; the pool ceiling cannot exceed the connection cap.")
-    if connections < 1:
-        problems.append(f"MAX_CONNECTIONS is {connections} but must be at least 1.")
-    io_entries = get("io_entries")
-    if not 1 <= io_entries <= MAX_IO_ENTRIES:
-        problems.append(f"IO_ENTRIES is {io_entries} but must be between 1 and {MAX_IO_ENTRIES} (it is a u12 in the Zig broker).")
-    batch = get("forward_batch_size")
-    if batch < 1:
-        problems.append(f"FORWARD_BATCH_SIZE is {batch} but must be at least 1.")
-    threshold = get("expansion_threshold_percent")
-    if not 1 <= threshold <= 100:
-        problems.append(f"EXPANSION_THRESHOLD_PERCENT is {threshold} but must be between 1 and 100.")
-    factor = get("growth_factor")
-    if not factor > 1:
-        problems.append(f"GROWTH_FACTOR is {factor} but must be greater than 1, or the pool could never grow.")
-    return problems
+    return [problem.text for problem in pool_problems(values)]
 
 
-_BROKER_KEYS = {
-    "host": str,
-    "port": int,
-    "sys_interval": (int, float),
-    "metrics_port": int,
-}
+# Share of matching characters (difflib's ratio) from which an unknown key counts as a
+# misspelt setting. 0.8 flags 'inital_pool_size' and 'max_connection' but stays silent
+# on unrelated keys such as 'name' or 'targets'.
+NEAR_MISS_CUTOFF = 0.8
+# Keys at least this long also count as misspelt when one edit away, which catches swapped
+# letters in short names ('hots' for 'host') that the ratio rates below the cutoff.
+NEAR_MISS_MIN_EDIT_LENGTH = 4
+
+_BROKER_KEYS = ("host", "port", "sys_interval", "metrics_port")
 _LIMIT_KEYS = {f.name: f.type for f in fields(LimitSettings)}
 _ACCESS_KEYS = ("allow_anonymous", "password_file", "acl")
+_SETTINGS_KEYS = (*ALL_POOL_KEYS, *_BROKER_KEYS, *_LIMIT_KEYS, *_ACCESS_KEYS)
+# Keys of one [[acl]] table.
+_ACL_RULE_KEYS = ("user", "topic", "access", "allow")
+
+# Unit of each limit, as the fix in an error message states it.
+_LIMIT_UNITS = {
+    "max_packet_size": "bytes",
+    "connect_timeout": "seconds",
+    "max_queued_messages": "messages",
+    "max_inflight_messages": "messages",
+    "outgoing_high_water": "bytes",
+    "keepalive_factor": "times the client's keepalive",
+}
+_EXAMPLE_PORTS = {"port": 1883, "metrics_port": 9883}
 
 
-def _single_values(found: list[FoundKey], source: str) -> dict[str, Any]:
-    """Collapse repeated keys, raising when one key has two different values."""
-    values: dict[str, Any] = {}
-    where: dict[str, FoundKey] = {}
-    for item in found:
-        if item.name in values and values[item.name] != item.value:
-            first = where[item.name]
-            raise SettingsError(
-                [f"{item.name} is set twice with different values: {first.dotted} = {first.value!r} "
-                 f"and {item.dotted} = {item.value!r}. Keep one of them."],
-                source,
-            )
-        values[item.name] = item.value
-        where[item.name] = item
-    return values
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _parse_rules(raw: Any, source: str) -> tuple[AccessRule, ...]:
-    if not isinstance(raw, list):
-        raise SettingsError([f"acl must be an array of tables ([[acl]]), not {raw!r}."], source)
-    rules = []
-    for index, entry in enumerate(raw):
-        access = str(entry.get("access", "readwrite")).lower()
-        if access not in ("publish", "subscribe", "readwrite"):
-            raise SettingsError(
-                [f"acl[{index}].access is {access!r}; use publish, subscribe or readwrite."], source
-            )
-        topic = entry.get("topic")
-        if not isinstance(topic, str) or not topic:
-            raise SettingsError([f"acl[{index}].topic is missing; give a topic filter such as 'sensors/#'."], source)
-        rules.append(
-            AccessRule(
-                user=str(entry.get("user", "*")),
-                topic=topic,
-                publish=access in ("publish", "readwrite"),
-                subscribe=access in ("subscribe", "readwrite"),
-                allow=bool(entry.get("allow", True)),
-            )
-        )
-    return tuple(rules)
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def config_from_document(document: Mapping[str, Any], source: str = "<config>", base: Path | None = None) -> BrokerConfig:
-    """Build a BrokerConfig from a parsed TOML document, validating every value."""
-    names = (*ALL_POOL_KEYS, *_BROKER_KEYS, *_LIMIT_KEYS, *_ACCESS_KEYS)
-    values = _single_values(find_keys(document, names), source)
+def _one_edit_apart(first: str, second: str) -> bool:
+    """Tell whether one insertion, deletion, substitution or swap of neighbours turns `first` into `second`."""
+    if first == second or abs(len(first) - len(second)) > 1:
+        return False
+    if len(first) == len(second):
+        differences = [i for i, (a, b) in enumerate(zip(first, second)) if a != b]
+        if len(differences) == 1:
+            return True
+        i, j = (differences + [0, 0])[:2]
+        return len(differences) == 2 and j == i + 1 and first[i] == second[j] and first[j] == second[i]
+    shorter, longer = sorted((first, second), key=len)
+    index = next((i for i, (a, b) in enumerate(zip(shorter, longer)) if a != b), len(shorter))
+    return shorter[index:] == longer[index + 1:]
 
-    pool_values = {k: values[k] for k in ALL_POOL_KEYS if k in values}
-    legacy = pool_values.get(LEGACY_POOL_KEY)
-    if isinstance(legacy, int) and not isinstance(legacy, bool):
-        # A legacy pool preheats everything, is its own ceiling and never grows.
-        pool_values.setdefault("initial_pool_size", legacy)
-        pool_values.setdefault("max_pool_size", legacy)
-        pool_values.setdefault("max_connections", max(legacy, PoolSettings().max_connections))
-    problems = check_pool(pool_values)
-    if problems:
-        raise SettingsError(problems, source)
-    pool = PoolSettings(**pool_values)
 
-    limits = LimitSettings()
-    for name in _LIMIT_KEYS:
-        if name in values:
+def closest_key(name: str, known: tuple[str, ...]) -> str | None:
+    """Return the known key that `name` is probably a misspelling of, or None."""
+    matches = difflib.get_close_matches(name, known, n=1, cutoff=NEAR_MISS_CUTOFF)
+    if matches:
+        return matches[0]
+    for candidate in known:
+        if len(candidate) >= NEAR_MISS_MIN_EDIT_LENGTH and _one_edit_apart(name, candidate):
+            return candidate
+    return None
+
+
+def _in_acl_rule(found: FoundKey) -> bool:
+    path = found.path
+    return len(path) >= 2 and isinstance(path[-1], int) and str(path[-2]).lower() == "acl"
+
+
+class _ConfigReader:
+    """Validate the settings of one parsed TOML document and collect located problems.
+
+    Each problem reads `FILE:LINE: what is wrong. How to fix it.` The line is left out
+    when the file's text is not given or the key cannot be found in it, for example
+    inside an inline table.
+    """
+
+    def __init__(self, document: Mapping[str, Any], source: str, text: str | None) -> None:
+        self.source = source
+        self.text = text
+        self.every_key = list(iter_keys(document))
+        self.problems: list[str] = []
+        # The first place each settings key is set, by lower-case name.
+        self.found: dict[str, FoundKey] = {}
+
+    def spell(self, name: str) -> str:
+        """Return the key as the file writes it, or the lower-case name when the file lacks it."""
+        found = self.found.get(name)
+        return found.key if found is not None else name
+
+    def where(self, found: FoundKey | None) -> str:
+        """Return 'FILE:LINE' for a key, or 'FILE' when its line is unknown."""
+        if found is None or self.text is None:
+            return self.source
+        # NOTE: occurrences are counted in parse order. That differs from file order when a
+        # table is continued after another one, so the line may then point at a sibling.
+        same_name = [item for item in self.every_key if item.name == found.name]
+        occurrence = same_name.index(found) if found in same_name else 0
+        position = locate_key(self.text, found.key, occurrence)
+        if position is None and isinstance(found.value, list):
+            position = locate_table(self.text, found.key)
+        return self.source if position is None else f"{self.source}:{position[0]}"
+
+    def add(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def collect_values(self) -> dict[str, Any]:
+        """Return each settings key's value; a key set twice to different values is a problem."""
+        values: dict[str, Any] = {}
+        for item in self.every_key:
+            if item.name not in _SETTINGS_KEYS or _in_acl_rule(item):
+                continue
+            first = self.found.get(item.name)
+            if first is None:
+                self.found[item.name] = item
+                values[item.name] = item.value
+            elif first.value != item.value:
+                first_line = self.where(first).removeprefix(self.source).lstrip(":")
+                first_at = f" (line {first_line})" if first_line else ""
+                self.add(self.where(item),
+                         f"{item.key} is set twice with different values: {first.dotted} = {first.value!r}{first_at} "
+                         f"and {item.dotted} = {item.value!r}. Keep one of them.")
+        return values
+
+    def read_pool(self, values: dict[str, Any]) -> PoolSettings | None:
+        defaults = PoolSettings()
+        pool_values = {name: values[name] for name in ALL_POOL_KEYS if name in values}
+        notes: dict[str, str] = {}
+
+        # A legacy pool preheats everything, is its own ceiling and never grows. An
+        # invalid legacy value derives nothing, so it gives one message, not several.
+        legacy = pool_values.get(LEGACY_POOL_KEY)
+        if _is_integer(legacy) and legacy >= 1:
+            legacy_name = self.spell(LEGACY_POOL_KEY)
+            derived = {
+                "initial_pool_size": (legacy, f"takes {legacy_name}'s value {legacy}"),
+                "max_pool_size": (legacy, f"takes {legacy_name}'s value {legacy}"),
+                "max_connections": (
+                    max(legacy, defaults.max_connections),
+                    f"is the larger of {legacy_name} and {defaults.max_connections}",
+                ),
+            }
+            for name, (value, how) in derived.items():
+                if name not in pool_values:
+                    pool_values[name] = value
+                    notes[name] = f"{name} is not in the file, so it {how}."
+
+        problems = pool_problems(pool_values, self.spell)
+        for problem in problems:
+            in_file = [self.found[name] for name in problem.keys if name in self.found]
+            anchor = in_file[0] if in_file else self.found.get(LEGACY_POOL_KEY)
+            explained = [
+                notes.get(name, f"{name} is not in the file, so it has its default {getattr(defaults, name)}.")
+                for name in problem.keys if name not in self.found
+            ]
+            self.add(self.where(anchor), " ".join([problem.text, *explained, problem.fix]))
+        return None if problems else PoolSettings(**pool_values)
+
+    def read_limits(self, values: dict[str, Any]) -> LimitSettings:
+        limits = LimitSettings()
+        for name, kind in _LIMIT_KEYS.items():
+            if name not in values:
+                continue
             value = values[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise SettingsError([f"{name} is {value!r} but must be a positive number."], source)
+            whole = kind == "int"
+            number = "whole number" if whole else "number"
+            if not _is_number(value) or value <= 0 or (whole and not _is_integer(value)):
+                spelled = self.spell(name)
+                self.add(self.where(self.found[name]),
+                         f"{spelled} is {value!r} but must be a positive {number}. "
+                         f"Set {spelled} to a {number} greater than 0, without quotes; "
+                         f"the default is {getattr(limits, name)} {_LIMIT_UNITS[name]}.")
+                continue
             limits = replace(limits, **{name: value})
+        return limits
 
-    broker: dict[str, Any] = {}
-    for name, kind in _BROKER_KEYS.items():
-        if name in values:
-            value = values[name]
-            if isinstance(value, bool) or not isinstance(value, kind):
-                raise SettingsError([f"{name} is {value!r}, which has the wrong type."], source)
-            broker[name] = value
-    for port_key in ("port", "metrics_port"):
-        if port_key in broker and not 0 <= broker[port_key] <= 65535:
-            raise SettingsError([f"{port_key} is {broker[port_key]} but must be between 0 and 65535."], source)
+    def read_broker(self, values: dict[str, Any]) -> dict[str, Any]:
+        broker: dict[str, Any] = {}
+        for name in _BROKER_KEYS:
+            if name not in values:
+                continue
+            value, spelled = values[name], self.spell(name)
+            where = self.where(self.found[name])
+            if name == "host" and not isinstance(value, str):
+                self.add(where, f"{spelled} is {value!r} but must be a string. "
+                                f'Write the address in quotes, such as {spelled} = "127.0.0.1".')
+            elif name in _EXAMPLE_PORTS and not _is_integer(value):
+                self.add(where, f"{spelled} is {value!r} but must be an integer. Write a whole number from 0 "
+                                f"to 65535 without quotes, such as {spelled} = {_EXAMPLE_PORTS[name]}.")
+            elif name in _EXAMPLE_PORTS and not 0 <= value <= 65535:
+                self.add(where, f"{spelled} is {value} but must be between 0 and 65535. Set {spelled} to a "
+                                "TCP port from 1 to 65535, or to 0 to let the operating system pick a free one.")
+            elif name == "sys_interval" and (not _is_number(value) or value < 0):
+                wrong = "must be a number of seconds" if not _is_number(value) else "must be 0 or more seconds"
+                self.add(where, f"{spelled} is {value!r} but {wrong}. Write the seconds between $SYS "
+                                f"publications without quotes or units, such as {spelled} = 10, or 0 to turn them off.")
+            else:
+                broker[name] = value
+        return broker
 
-    password_file = values.get("password_file")
-    if password_file is not None:
-        password_file = Path(password_file)
-        if base is not None and not password_file.is_absolute():
-            password_file = base / password_file
-    access = AccessSettings(
-        allow_anonymous=bool(values.get("allow_anonymous", True)),
-        password_file=password_file,
-        rules=_parse_rules(values["acl"], source) if "acl" in values else (),
-    )
-    return BrokerConfig(pool=pool, limits=limits, access=access, **broker)
+    def read_access(self, values: dict[str, Any], base: Path | None) -> AccessSettings:
+        allow_anonymous = values.get("allow_anonymous", True)
+        if not isinstance(allow_anonymous, bool):
+            spelled = self.spell("allow_anonymous")
+            self.add(self.where(self.found["allow_anonymous"]),
+                     f"{spelled} is {allow_anonymous!r} but must be true or false. "
+                     f"Write {spelled} = true or {spelled} = false, without quotes.")
+            allow_anonymous = False
+        password_file = self._password_file(values, base)
+        rules = self._rules(values["acl"]) if "acl" in values else ()
+        return AccessSettings(allow_anonymous=allow_anonymous, password_file=password_file, rules=rules)
+
+    def _password_file(self, values: dict[str, Any], base: Path | None) -> Path | None:
+        raw = values.get("password_file")
+        if raw is None:
+            return None
+        spelled = self.spell("password_file")
+        where = self.where(self.found["password_file"])
+        if not isinstance(raw, str) or not raw:
+            self.add(where, f"{spelled} is {raw!r} but must be a path. "
+                            f'Write the path in quotes, such as {spelled} = "passwd".')
+            return None
+        path = Path(raw)
+        if base is None:
+            return path
+        folder = base.absolute()
+        resolved = path if path.is_absolute() else folder / path
+        if not resolved.exists():
+            self.add(where, f"{spelled} is {raw!r}, but the password file {resolved} was not found. "
+                            f"Create it with 'mosquitto_passwd -c {resolved} USER', or set {spelled} to an "
+                            f"existing file; a relative path is read from {folder}.")
+        return resolved
+
+    def _rules(self, raw: Any) -> tuple[AccessRule, ...]:
+        table = self.found["acl"]
+        if not isinstance(raw, list) or not all(isinstance(entry, Mapping) for entry in raw):
+            self.add(self.where(table), f"{table.key} must be an array of tables ([[{table.key}]]), not {raw!r}. "
+                                        f"Write each rule as its own [[{table.key}]] table with a topic and, "
+                                        "where needed, user, access and allow.")
+            return ()
+        rules = []
+        for index, entry in enumerate(raw):
+            rule = self._rule(table, index, {key.lower(): (key, value) for key, value in entry.items()})
+            if rule is not None:
+                rules.append(rule)
+        return tuple(rules)
+
+    def _rule(self, table: FoundKey, index: int, entry: dict[str, tuple[str, Any]]) -> AccessRule | None:
+        def where(name: str) -> str:
+            return self._where_in_rule(table.key, index, entry[name][0] if name in entry else None)
+
+        prefix = f"{table.key}[{index}]"
+        problems_before = len(self.problems)
+        user = entry.get("user", ("user", "*"))[1]
+        if not isinstance(user, str) or not user:
+            self.add(where("user"), f"{prefix}.user is {user!r} but must be a user name. "
+                                    "Write the name in quotes, or \"*\" for every client.")
+        access = entry.get("access", ("access", "readwrite"))[1]
+        access = access.lower() if isinstance(access, str) else access
+        if access not in ("publish", "subscribe", "readwrite"):
+            self.add(where("access"), f"{prefix}.access is {access!r} but must be publish, subscribe or readwrite. "
+                                      "Use one of these; without access the rule applies to both directions.")
+        topic = entry.get("topic", ("topic", None))[1]
+        if not isinstance(topic, str) or not topic:
+            self.add(where("topic"), f"{prefix}.topic is missing. Give a topic filter such as 'sensors/#'.")
+        else:
+            try:
+                validate_topic_filter(topic)
+            except InvalidTopicError as error:
+                reason = str(error).rstrip(".")
+                self.add(where("topic"), f"{prefix}.topic is {topic!r}, which is not a valid topic filter: {reason}. "
+                                         "Give a topic filter such as 'sensors/#'.")
+        allow = entry.get("allow", ("allow", True))[1]
+        if not isinstance(allow, bool):
+            self.add(where("allow"), f"{prefix}.allow is {allow!r} but must be true or false. "
+                                     "Write allow = true or allow = false, without quotes.")
+        if len(self.problems) > problems_before:
+            return None
+        return AccessRule(user=user, topic=topic, publish=access in ("publish", "readwrite"),
+                          subscribe=access in ("subscribe", "readwrite"), allow=allow)
+
+    def _where_in_rule(self, table_key: str, index: int, key: str | None) -> str:
+        """Return 'FILE:LINE' for a key of the rule [[acl]] number `index`, or of its header."""
+        if self.text is None:
+            return self.source
+        header = locate_table(self.text, table_key, index)
+        if header is None:
+            return self.where(self.found.get("acl"))
+        line = header[0]
+        if key is not None:
+            lines = self.text.splitlines()
+            for number in range(line + 1, len(lines) + 1):
+                if lines[number - 1].lstrip().startswith("["):
+                    break
+                if locate_key(lines[number - 1], key) is not None:
+                    line = number
+                    break
+        return f"{self.source}:{line}"
+
+    def near_misses(self) -> list[str]:
+        """Return one warning per unknown key that looks like a misspelt known key."""
+        warnings = []
+        for found in self.every_key:
+            in_rule = _in_acl_rule(found)
+            known = _ACL_RULE_KEYS if in_rule else _SETTINGS_KEYS
+            if found.name in known:
+                continue
+            match = closest_key(found.name, known)
+            if match is None:
+                continue
+            suggestion = match.upper() if found.key.isupper() else match
+            ignored = "not a key of an access rule, so the rule ignores it" if in_rule else "not a broker setting, so the broker ignores it"
+            warnings.append(f"{self.where(found)}: {found.key} is {ignored}. Did you mean {suggestion}?")
+        return warnings
+
+
+def config_from_document(
+    document: Mapping[str, Any], source: str = "<config>", base: Path | None = None, text: str | None = None
+) -> BrokerConfig:
+    """Build a BrokerConfig from a parsed TOML document, validating every value.
+
+    With the file's `text`, each error and warning names the line of its key. With `base`,
+    a relative password_file is read from that folder and must exist. Raises SettingsError
+    with every problem found, one per line.
+    """
+    reader = _ConfigReader(document, source, text)
+    values = reader.collect_values()
+    pool = reader.read_pool(values)
+    limits = reader.read_limits(values)
+    broker = reader.read_broker(values)
+    access = reader.read_access(values, base)
+    if reader.problems or pool is None:
+        raise SettingsError(reader.problems)
+    return BrokerConfig(pool=pool, limits=limits, access=access, warnings=tuple(reader.near_misses()), **broker)
+
+
+_TOML_POSITION = re.compile(r"at line (\d+), column (\d+)")
 
 
 def load_config(path: Path | str | None) -> BrokerConfig:
-    """Read a broker config from a TOML file; None gives the built-in defaults."""
+    """Read a broker config from a TOML file; None gives the built-in defaults.
+
+    Unknown keys that look like misspelt settings come back in BrokerConfig.warnings.
+    """
     if path is None:
         return BrokerConfig()
     path = Path(path)
@@ -328,10 +661,14 @@ def load_config(path: Path | str | None) -> BrokerConfig:
     except FileNotFoundError:
         raise SettingsError([f"The config file {path} was not found. Check the path."]) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise SettingsError([f"The config file {path} could not be read: {error}."]) from None
+        raise SettingsError([f"The config file {path} could not be read: {error}. Check the path and its permissions."]) from None
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise SettingsError([f"{path} is not valid TOML: {error}."]) from None
-    config = config_from_document(document, str(path), base=path.parent)
+        position = _TOML_POSITION.search(str(error))
+        where = f"{path}:{position.group(1)}" if position else str(path)
+        raise SettingsError(
+            [f"{where}: {path.name} is not valid TOML: {error}. Correct the syntax at that position."]
+        ) from None
+    config = config_from_document(document, str(path), base=path.parent, text=text)
     return replace(config, source=path)

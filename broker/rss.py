@@ -6,6 +6,9 @@ import psutil
 
 _PROCESS = psutil.Process()
 
+# Bytes per megabyte. Memory figures use SI megabytes everywhere, as the presets' targets do.
+BYTES_PER_MEGABYTE = 1_000_000
+
 
 def current_rss() -> int:
     """Return this process's resident set size in bytes."""
@@ -19,4 +22,4 @@ def process_start_time() -> float:
 
 def format_megabytes(size: int) -> str:
     """Format a byte count as megabytes with one decimal, such as '21.4 MB'."""
-    return f"{size / 1_000_000:.1f} MB"
+    return f"{size / BYTES_PER_MEGABYTE:.1f} MB"

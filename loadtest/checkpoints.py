@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from broker.rss import BYTES_PER_MEGABYTE
 from scenarios import Target
 
-MB = 1024 * 1024
+# Bytes per megabyte (SI), the unit of the presets' targets and of the broker's log.
+MB = BYTES_PER_MEGABYTE
 
 # The first checkpoint; every further one is ten times the previous, up to the run's count.
 FIRST_CHECKPOINT = 100

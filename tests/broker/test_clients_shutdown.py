@@ -68,8 +68,8 @@ def test_config_error_exits_2_naming_values(tmp_path, broker_cli):
     [
         (None, "not found"),
         ("[pool\ninitial_pool_size = 4\n", "not valid TOML"),
-        ("[pool]\nmax_connections = 0\n", "MAX_CONNECTIONS is 0"),
-        ("[pool]\nmax_clients_pool = 0\n", "MAX_CLIENTS_POOL is 0"),
+        ("[pool]\nmax_connections = 0\n", "max_connections is 0"),
+        ("[pool]\nmax_clients_pool = 0\n", "max_clients_pool is 0"),
     ],
     ids=["missing-file", "invalid-toml", "zero-connections", "zero-legacy-pool"],
 )

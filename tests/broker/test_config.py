@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.config import BrokerConfig, SettingsError, check_pool, load_config, locate_key
+from broker.config import BrokerConfig, SettingsError, check_pool, load_config, locate_key, locate_table
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -83,12 +83,11 @@ def test_check_pool_accepts_valid_values():
     assert check_pool({"initial_pool_size": 1, "max_pool_size": 1, "max_connections": 1}) == []
 
 
-def test_invalid_settings_error_names_file(tmp_path):
-    path = write(tmp_path, "initial_pool_size = 5\nmax_pool_size = 4\n")
+def test_invalid_settings_error_names_file_and_line(tmp_path):
+    path = write(tmp_path, "# pool\ninitial_pool_size = 5\nmax_pool_size = 4\n")
     with pytest.raises(SettingsError) as raised:
         load_config(path)
-    assert str(path) in str(raised.value)
-    assert "INITIAL_POOL_SIZE is 5" in str(raised.value)
+    assert str(raised.value).startswith(f"{path}:2: initial_pool_size is 5 but max_pool_size is only 4")
 
 
 def test_invalid_toml_is_reported_with_position(tmp_path):
@@ -103,6 +102,7 @@ def test_missing_file_is_reported(tmp_path):
 
 
 def test_limits_access_and_rules_are_read(tmp_path):
+    (tmp_path / "passwd").write_text("")
     text = """
 [broker]
 port = 0
@@ -135,7 +135,7 @@ allow = false
     ("text", "expected"),
     [
         ("port = 70000\n", "port is 70000 but must be between 0 and 65535"),
-        ("port = 'x'\n", "port is 'x', which has the wrong type"),
+        ("port = 'x'\n", "port is 'x' but must be an integer"),
         ("connect_timeout = -1\n", "connect_timeout is -1 but must be a positive number"),
         ("[[acl]]\ntopic = 'a'\naccess = 'write'\n", "acl[0].access is 'write'"),
         ("[[acl]]\naccess = 'publish'\n", "acl[0].topic is missing"),
@@ -152,3 +152,16 @@ def test_locate_key_finds_line_and_column():
     assert locate_key(text, "max_clients_pool") == (3, 3)
     assert locate_key("pool.max_pool_size = 3\n", "max_pool_size") == (1, 6)
     assert locate_key(text, "absent") is None
+
+
+def test_locate_key_finds_later_occurrence():
+    text = "[a]\nport = 1\n[b]\nmetrics_port = 3\nPORT = 2\n"
+    assert locate_key(text, "port", 1) == (5, 1)
+    assert locate_key(text, "port", 2) is None
+
+
+def test_locate_table_finds_array_table_header():
+    text = "[[acl]]\ntopic = 'a'\n\n[[ acl ]]\ntopic = 'b'\n"
+    assert locate_table(text, "acl") == (1, 3)
+    assert locate_table(text, "acl", 1) == (4, 4)
+    assert locate_table(text, "acl", 2) is None

@@ -17,8 +17,9 @@ from loadtest.checkpoints import (
     checkpoint_counts,
     scale_targets,
 )
+from broker.rss import format_megabytes
 from loadtest.limits import RESERVED_DESCRIPTORS, check_capacity
-from loadtest.report import percentile
+from loadtest.report import megabytes, percentile
 from scenarios import Target, load
 
 
@@ -61,6 +62,25 @@ def test_startup_target_uses_startup_growth() -> None:
     assert check_target(target, 100, int(1.0 * MB), [], []).status == PASSED
     assert check_target(target, 100, int(2.0 * MB), [], []).status == FAILED
     assert check_target(target, 100, None, [], []).status == NOT_MEASURED
+
+
+@pytest.mark.parametrize("size", [0, 999_999, 28_800_000, 30_300_000, 1_500_000_000])
+def test_report_megabytes_match_broker_log(size: int) -> None:
+    # The report groups thousands with commas; the log does not.
+    assert megabytes(size).replace(",", "") == format_megabytes(size)
+
+
+def test_megabyte_is_si_unit() -> None:
+    assert MB == 1_000_000
+    assert megabytes(28_800_000) == "28.8 MB"
+
+
+def test_target_compares_si_megabytes() -> None:
+    # 1.52 MB is 1.45 MiB, so a check in MiB would pass this 1.5 MB target.
+    target = Target("startup", 1.5, connections=0)
+
+    assert check_target(target, 100, 1_520_000, [], []).status == FAILED
+    assert check_target(target, 100, 1_500_000, [], []).status == PASSED
 
 
 def test_connection_target_is_checked_at_its_checkpoint() -> None:
