@@ -1,9 +1,10 @@
-"""A raw-socket MQTT 3.1.1 client for conformance tests.
+"""A raw-socket MQTT 3.1.1 client for black-box tests of a broker.
 
 It sends the test's bytes unchanged and splits what the broker sends back into control
-packets. The few encoders here build packets for setting up a test, such as a subscriber
-or a publisher. The packets under test are written as literal bytes in the test modules.
-None of this uses the broker's own codec, so a codec bug cannot hide on both sides.
+packets. The few encoders here build well-formed packets for setting up a test, such as
+a subscriber or a publisher, and for cases that differ from a valid packet in one field.
+The conformance modules write the packets under test as literal bytes instead. None of
+this uses the broker's own codec, so a codec bug cannot hide on both sides.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import struct
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 # Seconds a single wait for a packet, a close or a byte count may take before the test fails.
 WAIT_TIMEOUT = 5.0
@@ -30,7 +32,7 @@ PACKET_NAMES = {
 }
 
 
-class ConnectionClosed(Exception):
+class ConnectionClosed(ConnectionError):
     """The broker closed the connection while a packet was expected."""
 
 
@@ -56,8 +58,12 @@ def control_packet(first_byte: int, body: bytes) -> bytes:
 
 def connect_packet(client_id: str | bytes, *, clean_session: bool = True, keepalive: int = 60,
                    will: tuple[str, bytes, int, bool] | None = None,
-                   username: str | None = None, password: str | None = None) -> bytes:
-    """Encode a valid CONNECT. `will` is (topic, payload, qos, retain)."""
+                   username: str | None = None, password: str | bytes | None = None,
+                   protocol_name: str = "MQTT", protocol_level: int = 4) -> bytes:
+    """Encode a CONNECT, which is valid unless the test changes `protocol_name` or `protocol_level`.
+
+    `will` is (topic, payload, qos, retain).
+    """
     flags = 0x02 if clean_session else 0x00
     payload = string_field(client_id)
     if will is not None:
@@ -70,7 +76,7 @@ def connect_packet(client_id: str | bytes, *, clean_session: bool = True, keepal
     if password is not None:
         flags |= 0x40
         payload += string_field(password)
-    variable_header = string_field("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
+    variable_header = string_field(protocol_name) + bytes([protocol_level, flags]) + struct.pack("!H", keepalive)
     return control_packet(CONNECT << 4, variable_header + payload)
 
 
@@ -168,6 +174,11 @@ class RawConnection:
         # PUBLISH packets that arrived while an acknowledgement was awaited, returned first by read_packet.
         self.pending: deque[Packet] = deque()
 
+    @property
+    def local_port(self) -> int:
+        """Port of this end of the connection, as the broker's log lines name the peer."""
+        return self.socket.getsockname()[1]
+
     def send(self, data: bytes) -> None:
         self.socket.sendall(data)
 
@@ -251,11 +262,23 @@ class RawConnection:
         received, self.buffer = self.buffer, b""
         return received, self.closed_by_peer
 
-    def connect(self, client_id: str | bytes, **options) -> Packet:
-        """Send a valid CONNECT and return the CONNACK, failing unless the broker accepted it."""
+    def wait_closed(self, timeout: float = WAIT_TIMEOUT) -> bool:
+        """Wait until the broker closes the connection, discarding what it sends meanwhile.
+
+        Return False if the connection is still open after `timeout` seconds.
+        """
+        _, closed = self.read_until_closed(timeout)
+        return closed
+
+    def connect(self, client_id: str | bytes, *, expect_success: bool = True, **options) -> Packet:
+        """Send a CONNECT built from `options` and return the CONNACK.
+
+        With `expect_success`, fail unless the broker accepted the connection.
+        """
         self.send(connect_packet(client_id, **options))
         connack = self.expect(CONNACK)
-        assert connack.body[1] == 0, f"CONNACK for {client_id!r} refused the connection: {connack!r}."
+        if expect_success:
+            assert connack.body[1] == 0, f"CONNACK for {client_id!r} refused the connection: {connack!r}."
         return connack
 
     def subscribe(self, packet_id: int, filters: list[tuple[str | bytes, int]]) -> list[int]:
@@ -314,16 +337,35 @@ class RawConnection:
         self.socket.close()
 
 
-class RawConnections:
-    """Open raw connections to one broker and close them all at teardown."""
+class BrokerAddress(Protocol):
+    """Anything with a broker's host and port, such as a started test broker."""
 
-    def __init__(self, host: str, port: int) -> None:
+    host: str
+    port: int
+
+
+class RawConnections:
+    """Open raw connections and close them all at teardown.
+
+    `host` and `port` set the address that `open()` and `connected()` use when no broker is
+    given. Without them, every `open()` call must name its broker.
+    """
+
+    def __init__(self, host: str | None = None, port: int | None = None) -> None:
         self.host = host
         self.port = port
         self.connections: list[RawConnection] = []
 
-    def open(self) -> RawConnection:
-        connection = RawConnection(self.host, self.port)
+    def open(self, broker: BrokerAddress | None = None) -> RawConnection:
+        """Open a connection to `broker`, or to the address given at construction."""
+        host, port = (self.host, self.port) if broker is None else (broker.host, broker.port)
+        if host is None or port is None:
+            raise ValueError(
+                "RawConnections.open() was called without a broker, and the RawConnections object "
+                "was created without a host and port. Pass the broker to open(), or pass host and port "
+                "to RawConnections()."
+            )
+        connection = RawConnection(host, port)
         self.connections.append(connection)
         return connection
 

@@ -66,7 +66,7 @@ def test_mosquitto_pub_with_right_password_succeeds(mqtt_broker, mosquitto, topi
 def test_bad_credentials_get_code_4(mqtt_broker, raw, user, password):
     client = raw.open(mqtt_broker)
 
-    connack = client.connect(f"raw-bad-password-{user}", username=user, password=password)
+    connack = client.connect(f"raw-bad-password-{user}", username=user, password=password, expect_success=False)
 
     assert connack.body == bytes([0, BAD_USER_NAME_OR_PASSWORD])
     assert client.wait_closed()
@@ -91,7 +91,7 @@ def test_mosquitto_pub_with_wrong_password_fails(mqtt_broker, mosquitto, topic):
 def test_anonymous_client_gets_code_5(mqtt_broker, raw):
     client = raw.open(mqtt_broker)
 
-    connack = client.connect("raw-anonymous")
+    connack = client.connect("raw-anonymous", expect_success=False)
 
     assert connack.body == bytes([0, NOT_AUTHORIZED])
     assert client.wait_closed()

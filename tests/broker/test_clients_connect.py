@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from rawclient import DISCONNECT, PINGREQ, PINGRESP, control_packet
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -37,7 +38,7 @@ def test_raw_connect_gets_connack_code_0(mqtt_broker, raw):
 def test_unsupported_protocol_level_gets_code_1(mqtt_broker, raw, level):
     client = raw.open(mqtt_broker)
 
-    connack = client.connect(f"raw-level-{level}", protocol_level=level)
+    connack = client.connect(f"raw-level-{level}", protocol_level=level, expect_success=False)
 
     assert connack.body[1] == UNACCEPTABLE_PROTOCOL_VERSION
     assert connack.body[0] == 0
@@ -48,7 +49,7 @@ def test_mqtt_name_level_3_gets_code_1(mqtt_broker, raw):
     # Level 3 belongs to the protocol name "MQIsdp"; with "MQTT" it is not a version.
     client = raw.open(mqtt_broker)
 
-    connack = client.connect("raw-level-3-mqtt", protocol_level=3)
+    connack = client.connect("raw-level-3-mqtt", protocol_level=3, expect_success=False)
 
     assert connack.body[1] == UNACCEPTABLE_PROTOCOL_VERSION
     assert client.wait_closed()
@@ -57,7 +58,7 @@ def test_mqtt_name_level_3_gets_code_1(mqtt_broker, raw):
 def test_empty_id_persistent_session_gets_code_2(mqtt_broker, raw):
     client = raw.open(mqtt_broker)
 
-    connack = client.connect("", clean_session=False)
+    connack = client.connect("", clean_session=False, expect_success=False)
 
     assert connack.body == bytes([0, IDENTIFIER_REJECTED])
     assert client.wait_closed()
@@ -83,10 +84,10 @@ def test_pingreq_gets_pingresp(mqtt_broker, raw):
     client = raw.open(mqtt_broker)
     client.connect("raw-ping")
 
-    client.send(raw.encode_packet(raw.PINGREQ, 0, b""))
+    client.send(control_packet(PINGREQ << 4, b""))
     response = client.read_packet()
 
-    assert response.packet_type == raw.PINGRESP
+    assert response.packet_type == PINGRESP
     assert response.body == b""
 
 
@@ -94,7 +95,7 @@ def test_disconnect_makes_broker_close_socket(mqtt_broker, raw):
     client = raw.open(mqtt_broker)
     client.connect("raw-disconnect")
 
-    client.send(raw.encode_packet(raw.DISCONNECT, 0, b""))
+    client.send(control_packet(DISCONNECT << 4, b""))
 
     assert client.wait_closed()
 
@@ -129,8 +130,8 @@ def test_takeover_closes_first_raw_socket(mqtt_broker, raw):
 
     assert connack.body[1] == ACCEPTED
     assert first.wait_closed()
-    second.send(raw.encode_packet(raw.PINGREQ, 0, b""))
-    assert second.read_packet().packet_type == raw.PINGRESP
+    second.send(control_packet(PINGREQ << 4, b""))
+    assert second.read_packet().packet_type == PINGRESP
 
 
 # mosquitto 2.0.11 checks keepalives in coarse steps and took 5.5 s here, so only the
@@ -149,8 +150,8 @@ def test_pinging_client_outlives_keepalive(mqtt_broker, raw):
 
     # Five pings 0.5 s apart span 2.5 s, longer than the 1.5 s the broker allows in silence.
     for _ in range(5):
-        client.send(raw.encode_packet(raw.PINGREQ, 0, b""))
-        assert client.read_packet().packet_type == raw.PINGRESP
+        client.send(control_packet(PINGREQ << 4, b""))
+        assert client.read_packet().packet_type == PINGRESP
         assert not client.wait_closed(0.5), "The broker closed a client that kept pinging."
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from rawclient import PINGREQ, PINGRESP, control_packet
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.bundled_only]
 
@@ -94,7 +95,7 @@ def test_connection_past_max_connections_gets_code_3(launcher, paho, raw, mosqui
     observer.wait_for("live", 12)
 
     rejected = raw.open(broker)
-    connack = rejected.connect("cap-13")
+    connack = rejected.connect("cap-13", expect_success=False)
 
     refused = mosquitto.pub(broker, "-i", "cap-mosquitto-pub", "-t", "pool/refused", "-m", "x")
 
@@ -103,8 +104,8 @@ def test_connection_past_max_connections_gets_code_3(launcher, paho, raw, mosqui
     assert refused.returncode != 0
     assert "unavailable" in refused.stderr.lower(), refused.stderr
     for client in connections:
-        client.send(raw.encode_packet(raw.PINGREQ, 0, b""))
-        assert client.read_packet().packet_type == raw.PINGRESP
+        client.send(control_packet(PINGREQ << 4, b""))
+        assert client.read_packet().packet_type == PINGRESP
     observer.client.publish("pool/check", b"still served", qos=1)
     connections[0].close()
     observer.wait_for("live", 11)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from rawclient import PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, ack_packet, control_packet, publish_packet
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -51,8 +52,8 @@ def test_raw_qos1_publish_gets_puback_with_its_id(mqtt_broker, raw, topic):
     client = raw.open(mqtt_broker)
     client.connect("raw-qos1-publisher")
 
-    client.publish(topic, b"one", qos=1, packet_id=4321)
-    puback = client.expect(raw.PUBACK)
+    client.send(publish_packet(topic, b"one", qos=1, packet_id=4321))
+    puback = client.expect(PUBACK)
 
     assert puback.packet_id == 4321
 
@@ -65,14 +66,14 @@ def test_raw_qos2_publish_completes_exactly_once(mqtt_broker, raw, paho, topic):
     client = raw.open(mqtt_broker)
     client.connect("raw-qos2-publisher")
 
-    client.publish(topic, b"exactly once", qos=2, packet_id=7)
-    first_pubrec = client.expect(raw.PUBREC)
-    client.publish(topic, b"exactly once", qos=2, packet_id=7, dup=True)
-    second_pubrec = client.expect(raw.PUBREC)
-    client.send(raw.encode_ack(raw.PUBREL, 7))
-    pubcomp = client.expect(raw.PUBCOMP)
-    client.publish(f"{topic}/sentinel", b"end", qos=1, packet_id=8)
-    client.expect(raw.PUBACK)
+    client.send(publish_packet(topic, b"exactly once", qos=2, packet_id=7))
+    first_pubrec = client.expect(PUBREC)
+    client.send(publish_packet(topic, b"exactly once", qos=2, packet_id=7, dup=True))
+    second_pubrec = client.expect(PUBREC)
+    client.send(ack_packet(PUBREL, 7))
+    pubcomp = client.expect(PUBCOMP)
+    client.send(publish_packet(f"{topic}/sentinel", b"end", qos=1, packet_id=8))
+    client.expect(PUBACK)
 
     assert first_pubrec.packet_id == 7
     assert second_pubrec.packet_id == 7
@@ -89,9 +90,9 @@ def test_raw_qos1_subscriber_gets_packet_ids(mqtt_broker, raw, paho, topic):
 
     for index in range(3):
         publisher.publish(topic, f"m{index}".encode(), qos=1)
-    packets = [client.expect(raw.PUBLISH) for _ in range(3)]
+    packets = [client.expect(PUBLISH) for _ in range(3)]
     for packet in packets:
-        client.send(raw.encode_ack(raw.PUBACK, packet.packet_id))
+        client.send(ack_packet(PUBACK, packet.packet_id))
 
     assert [packet.payload for packet in packets] == [b"m0", b"m1", b"m2"]
     assert all(packet.qos == 1 for packet in packets)
@@ -105,7 +106,7 @@ def test_raw_qos0_subscriber_gets_no_packet_id(mqtt_broker, raw, paho, topic):
     assert client.subscribe(1, [(topic, 0)]) == [0]
 
     paho.connect(mqtt_broker).publish(topic, b"plain", qos=1)
-    packet = client.expect(raw.PUBLISH)
+    packet = client.expect(PUBLISH)
 
     assert packet.qos == 0
     assert packet.topic == topic
@@ -119,17 +120,17 @@ def test_raw_qos2_subscriber_completes_handshake(mqtt_broker, raw, paho, topic):
     publisher = paho.connect(mqtt_broker)
 
     publisher.publish(topic, b"two", qos=2)
-    packet = client.expect(raw.PUBLISH)
-    client.send(raw.encode_ack(raw.PUBREC, packet.packet_id))
-    pubrel = client.expect(raw.PUBREL)
-    client.send(raw.encode_ack(raw.PUBCOMP, packet.packet_id))
+    packet = client.expect(PUBLISH)
+    client.send(ack_packet(PUBREC, packet.packet_id))
+    pubrel = client.expect(PUBREL)
+    client.send(ack_packet(PUBCOMP, packet.packet_id))
 
     assert packet.qos == 2
     assert packet.payload == b"two"
     assert pubrel.packet_id == packet.packet_id
     assert pubrel.flags == 0x02
-    client.send(raw.encode_packet(raw.PINGREQ, 0, b""))
-    assert client.read_packet().packet_type == raw.PINGRESP
+    client.send(control_packet(PINGREQ << 4, b""))
+    assert client.read_packet().packet_type == PINGRESP
 
 
 @pytest.mark.parametrize("qos", [0, 1, 2])
@@ -154,13 +155,13 @@ def test_unacknowledged_qos1_is_redelivered_with_dup(mqtt_broker, raw, paho, top
     assert first.connect(client_id, clean_session=False).body[1] == 0
     assert first.subscribe(1, [(topic, 1)]) == [1]
     paho.connect(mqtt_broker).publish(topic, b"ack me", qos=1)
-    original = first.expect(raw.PUBLISH)
+    original = first.expect(PUBLISH)
     first.close()
 
     second = raw.open(mqtt_broker)
     connack = second.connect(client_id, clean_session=False)
-    redelivered = second.expect(raw.PUBLISH)
-    second.send(raw.encode_ack(raw.PUBACK, redelivered.packet_id))
+    redelivered = second.expect(PUBLISH)
+    second.send(ack_packet(PUBACK, redelivered.packet_id))
 
     assert original.dup is False
     assert connack.body == bytes([1, 0]), "CONNACK must report the stored session."

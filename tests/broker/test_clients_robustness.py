@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from rawclient import connect_packet, remaining_length
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -127,7 +128,7 @@ def test_garbage_after_connect_is_disconnected(mqtt_broker, raw, bystander):
 def test_truncated_packet_then_close_is_logged(mqtt_broker, raw, bystander):
     attacker = raw.open(mqtt_broker)
     port = attacker.local_port
-    connect = raw.encode_connect("raw-truncated-close")
+    connect = connect_packet("raw-truncated-close")
 
     attacker.send(connect[: len(connect) // 2])
     attacker.close()
@@ -139,7 +140,7 @@ def test_truncated_packet_then_close_is_logged(mqtt_broker, raw, bystander):
 def test_truncated_packet_then_silence_times_out(mqtt_broker, raw, bystander):
     attacker = raw.open(mqtt_broker)
     port = attacker.local_port
-    connect = raw.encode_connect("raw-truncated-silent")
+    connect = connect_packet("raw-truncated-silent")
 
     attacker.send(connect[: len(connect) // 2])
 
@@ -155,7 +156,7 @@ def test_oversized_remaining_length_is_disconnected(mqtt_broker, raw, bystander,
     port = attacker.local_port
 
     # Only the fixed header: the broker must give up without waiting for the body.
-    attacker.send(bytes([0x30]) + raw.encode_remaining_length(length))
+    attacker.send(bytes([0x30]) + remaining_length(length))
 
     assert attacker.wait_closed()
     finish_attack(bystander, mqtt_broker, port, r"(?i:max_packet_size|too large|exceeds|limit|larger)")
@@ -166,7 +167,7 @@ def test_oversized_connect_is_disconnected(mqtt_broker, raw, bystander):
     attacker = raw.open(mqtt_broker)
     port = attacker.local_port
 
-    attacker.send(bytes([0x10]) + raw.encode_remaining_length(268_435_455))
+    attacker.send(bytes([0x10]) + remaining_length(268_435_455))
 
     assert attacker.wait_closed()
     finish_attack(bystander, mqtt_broker, port, r"(?i:max_packet_size|too large|exceeds|limit|larger)")
@@ -201,7 +202,7 @@ def test_misbehaving_sockets_are_closed(mqtt_broker, raw, paho, topic):
     """The same attacks without log checks, so that the reference broker can run them too."""
     survivor = paho.connect(mqtt_broker)
     survivor.subscribe(topic, qos=1)
-    attacks = [b"\x00\x00\xde\xad", b"\xc0\x00", b"\x10" + raw.encode_remaining_length(268_435_455)]
+    attacks = [b"\x00\x00\xde\xad", b"\xc0\x00", b"\x10" + remaining_length(268_435_455)]
 
     for data in attacks:
         attacker = raw.open(mqtt_broker)

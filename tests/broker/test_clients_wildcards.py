@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from rawclient import UNSUBACK, publish_packet, unsubscribe_packet
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -87,9 +88,8 @@ def test_raw_unsubscribe_gets_unsuback(mqtt_broker, raw, topic):
     client.connect("raw-unsubscribe")
     client.subscribe(5, [(f"{topic}/#", 1)])
 
-    body = (9).to_bytes(2, "big") + len(f"{topic}/#").to_bytes(2, "big") + f"{topic}/#".encode()
-    client.send(raw.encode_packet(raw.UNSUBSCRIBE, 0x02, body))
-    unsuback = client.expect(raw.UNSUBACK)
+    client.send(unsubscribe_packet(9, [f"{topic}/#"]))
+    unsuback = client.expect(UNSUBACK)
 
     assert unsuback.packet_id == 9
     assert unsuback.body == b"\x00\x09"
@@ -119,7 +119,7 @@ def test_invalid_publish_topic_closes_only_that_connection(mqtt_broker, raw, pah
     offender = raw.open(mqtt_broker)
     offender.connect(f"raw-bad-topic-{bad_topic.hex()[-8:]}")
 
-    offender.publish(bad_topic, b"rejected", qos=1, packet_id=3)
+    offender.send(publish_packet(bad_topic, b"rejected", qos=1, packet_id=3))
 
     assert offender.wait_closed(), f"The broker kept the connection open after PUBLISH to {bad_topic!r}."
     bystander.publish(sentinel, b"end", qos=1)

@@ -6,6 +6,7 @@ import os
 import signal
 
 import pytest
+from rawclient import DISCONNECT, connect_packet, control_packet
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -36,7 +37,7 @@ def test_will_not_published_after_disconnect(mqtt_broker, raw, paho, topic):
     client = raw.open(mqtt_broker)
     client.connect("raw-will-clean", will=(topic, b"must not appear", 1, False))
 
-    client.send(raw.encode_packet(raw.DISCONNECT, 0, b""))
+    client.send(control_packet(DISCONNECT << 4, b""))
     assert client.wait_closed()
     watcher.publish(f"{topic}/sentinel", b"end", qos=1)
 
@@ -93,7 +94,7 @@ def test_will_published_after_second_connect(mqtt_broker, raw, paho, topic):
     client.connect("raw-will-second-connect", will=(topic, b"broken", 0, False))
 
     # A second CONNECT on one connection is a protocol violation that closes it.
-    client.send(raw.encode_connect("raw-will-second-connect"))
+    client.send(connect_packet("raw-will-second-connect"))
 
     assert client.wait_closed()
     assert watcher.next_message().payload == b"broken"
