@@ -11,7 +11,7 @@ from rich.console import Console
 
 import scenarios
 from migrate.convert import ConvertOptions, apply_convert, convert_exit_code, plan_convert
-from migrate.report import json_summary, presets_json, presets_table, print_results
+from migrate.report import json_summary, presets_json, presets_tables, print_results
 from migrate.results import EXIT_UNREADABLE, FileResult
 from migrate.rollback import apply_rollback, plan_rollback, rollback_exit_code
 from migrate.transaction import WriteError
@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 
 ScenarioName = enum.Enum("ScenarioName", {name: name for name in scenarios.PRESET_NAMES}, type=str)
+# The levels `python -m broker --log-level` accepts.
+LogLevel = enum.Enum("LogLevel", {name: name for name in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")}, type=str)
 
 PathsArgument = Annotated[
     list[Path],
@@ -121,7 +123,7 @@ def presets(
     if as_json:
         console.out(presets_json(loaded), highlight=False)
     else:
-        console.print(presets_table(loaded))
+        console.print(presets_tables(loaded))
 
 
 @app.command()
@@ -130,6 +132,9 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="Address to listen on.")] = None,
     port: Annotated[Optional[int], typer.Option(help="TCP port to listen on; 0 picks a free one.")] = None,
     ready_file: Annotated[Optional[Path], typer.Option(help="File the broker writes its address to once it listens.")] = None,
+    log_level: Annotated[
+        Optional[LogLevel], typer.Option(case_sensitive=False, help="Lowest level of log lines written to stderr (default: INFO).")
+    ] = None,
 ) -> None:
     """Run the bundled MQTT broker with CONFIG."""
     from broker.__main__ import main
@@ -143,4 +148,6 @@ def serve(
         argv += ["--port", str(port)]
     if ready_file is not None:
         argv += ["--ready-file", str(ready_file)]
+    if log_level is not None:
+        argv += ["--log-level", log_level.value]
     raise typer.Exit(main(argv))

@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import scenarios
-from broker.config import LEGACY_POOL_KEY, LIMIT_KEYS, POOL_KEYS, check_pool
+from broker.config import ALL_POOL_KEYS, LEGACY_POOL_KEY, LIMIT_KEYS, POOL_KEYS
 from migrate.discover import Target, expand_paths
 from migrate.files import InputError, read_text, sha256
 from migrate.journal import Journal, backup_path, journal_path
 from migrate.results import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, FileResult
-from migrate.toml_rewrite import TomlRewriteError, TomlSyntaxError, classify_toml, convert_toml, parse_toml, pool_values_at
-from migrate.toml_scan import scan
+from migrate.toml_rewrite import TomlRewriteError, TomlSyntaxError, classify_toml, convert_toml, parse_toml
+from migrate.toml_scan import ScannedDocument, scan
+from migrate.toml_units import statement_value, unit_statements
 from migrate.transaction import FileTransaction
+from migrate.validation import FileValue, Unit, check_legacy, check_units
 
 _ZIG_LEGACY_DECLARATION = re.compile(r"^[ \t]*pub[ \t]+const[ \t]+MAX_CLIENTS_POOL\b", re.M)
 
@@ -96,20 +98,45 @@ def _plan_toml(target: Target, values: dict[str, int], options: ConvertOptions) 
             EXIT_INVALID,
         )
 
+    problem = _first_problem(path, _toml_units(document, scanned), options)
+    if problem:
+        return FileResult(path, "toml", "error", problem, EXIT_INVALID, original_text=text)
+
     try:
         rewrite = convert_toml(text, values, path=str(path))
     except TomlRewriteError as error:
         return FileResult(path, "toml", "error", str(error), EXIT_INVALID)
     assert rewrite is not None
+    return _would_convert(path, "toml", data, text, rewrite.text, [c.as_dict() for c in rewrite.changes])
 
-    for statement in scanned.named(LEGACY_POOL_KEY):
-        result_values = pool_values_at(rewrite.document, statement.path)
-        file_values = {k: v for k, v in pool_values_at(document, statement.path).items() if k != LEGACY_POOL_KEY}
-        problem = _validation_message(path, statement.line, result_values, file_values, options)
+
+def _toml_units(document: dict[str, Any], scanned: ScannedDocument) -> list[Unit]:
+    """Return one unit per table that contains the legacy key, with the values the file gives it."""
+    text = scanned.text
+    units = []
+    for legacy in scanned.named(LEGACY_POOL_KEY):
+        found = unit_statements(scanned.statements, legacy.path, ALL_POOL_KEYS)
+        found[LEGACY_POOL_KEY] = legacy
+        values = {
+            name: FileValue(
+                statement_value(document, statement),
+                statement.line,
+                text[statement.key_start : statement.last_key_end],
+                text[statement.key_start : statement.value_end],
+            )
+            for name, statement in found.items()
+        }
+        units.append(Unit(legacy.line, values))
+    return units
+
+
+def _first_problem(path: Path, units: list[Unit], options: ConvertOptions) -> str | None:
+    """Return the first error: a legacy value the broker rejects, then converted values that break a rule."""
+    for unit in units:
+        problem = check_legacy(path, unit)
         if problem:
-            return FileResult(path, "toml", "error", problem, EXIT_INVALID, original_text=text)
-
-    return _would_convert(path, "toml", data, text, rewrite.text, [c.as_dict() for c in rewrite.changes], options)
+            return problem
+    return check_units(path, units, options)
 
 
 def _plan_zig(target: Target, values: dict[str, int], options: ConvertOptions) -> FileResult | None:
@@ -135,6 +162,14 @@ def _plan_zig(target: Target, values: dict[str, int], options: ConvertOptions) -
             EXIT_INVALID,
         )
 
+    if state == "legacy-config":
+        settings = zig.config_zig_settings(text)
+        values_in_file = {name: FileValue(*setting) for name, setting in settings.items()}
+        unit = Unit(_zig_legacy_line(text), values_in_file)
+        problem = _first_problem(path, [unit], options)
+        if problem:
+            return FileResult(path, "zig", "error", problem, EXIT_INVALID, original_text=text)
+
     try:
         if state == "legacy-config":
             new_text = zig.convert_config_zig(text, values, path=str(path))
@@ -145,17 +180,10 @@ def _plan_zig(target: Target, values: dict[str, int], options: ConvertOptions) -
     if new_text is None:
         return FileResult(path, "zig", "unchanged", f"{path}: nothing to convert.")
 
-    changes: list[dict[str, Any]] = []
-    if state == "legacy-config":
-        result_values = zig.read_config_zig(new_text)
-        file_values = {k: v for k, v in zig.read_config_zig(text).items() if k != LEGACY_POOL_KEY}
-        problem = _validation_message(path, _zig_legacy_line(text), result_values, file_values, options)
-        if problem:
-            return FileResult(path, "zig", "error", problem, EXIT_INVALID, original_text=text)
-        changes = [{"action": "set", "key": name, "line": None, "old": None, "new": value} for name, value in values.items()]
-    else:
-        changes = [{"action": "replaced", "key": "config.MAX_CLIENTS_POOL", "line": None, "old": None, "new": "config.INITIAL_POOL_SIZE"}]
-    return _would_convert(path, "zig", data, text, new_text, changes, options)
+    from migrate.zig_changes import describe_zig_changes
+
+    changes = describe_zig_changes(text, new_text)
+    return _would_convert(path, "zig", data, text, new_text, changes)
 
 
 def _zig_legacy_line(text: str) -> int:
@@ -163,67 +191,12 @@ def _zig_legacy_line(text: str) -> int:
     return text.count("\n", 0, match.start()) + 1 if match else 1
 
 
-def _would_convert(
-    path: Path, kind: str, data: bytes, text: str, new_text: str, changes: list[dict[str, Any]], options: ConvertOptions
-) -> FileResult:
+def _would_convert(path: Path, kind: str, data: bytes, text: str, new_text: str, changes: list[dict[str, Any]]) -> FileResult:
+    # The backup is named only once it is written.
     return FileResult(
         path, kind, "would-convert", f"{path}: would be converted.", EXIT_OK,
         original_text=text, new_text=new_text, original_bytes=data, changes=changes,
-        backup=backup_path(path) if options.backup else None,
     )
-
-
-def _validation_message(
-    path: Path, line: int, result: dict[str, Any], file_values: dict[str, Any], options: ConvertOptions
-) -> str | None:
-    """Return the error for values that break a pool rule, with the fixes that would work."""
-    problems = check_pool({k: v for k, v in result.items() if k != LEGACY_POOL_KEY})
-    if not problems:
-        return None
-    fixes = _suggest_fixes(result, file_values, options)
-    without_keep_limits = _fixed_without_keep_limits(result, options)
-    if fixes:
-        fix_text = f" To fix it, use {' or '.join(fixes)}" + (", or run without --keep-limits." if without_keep_limits else ".")
-    elif without_keep_limits:
-        fix_text = " To fix it, run without --keep-limits."
-    else:
-        fix_text = " Edit the values in the file so they fit."
-    return f"{path}:{line}: {' '.join(problems)}{fix_text} Nothing was written."
-
-
-def _suggest_fixes(result: dict[str, Any], file_values: dict[str, Any], options: ConvertOptions) -> list[str]:
-    """Return presets and flags that would give valid values for this file."""
-    fixes = []
-    for preset in scenarios.load_all():
-        if preset.name == options.scenario and options.initial_pool_size is None and options.max_pool_size is None:
-            continue
-        candidate = {k: v for k, v in file_values.items() if k not in POOL_KEYS}
-        candidate.update(preset.pool_values)
-        if not options.keep_limits:
-            candidate.update(preset.limit_values)
-        if not check_pool(candidate):
-            fixes.append(f"--scenario {preset.name}")
-
-    connections = result.get("max_connections")
-    ceiling = result.get("max_pool_size")
-    initial = result.get("initial_pool_size")
-    if isinstance(connections, int) and isinstance(ceiling, int) and ceiling > connections >= 1:
-        flags = f"--max-pool-size {connections}"
-        if isinstance(initial, int) and initial > connections:
-            flags = f"--initial-pool-size {connections} {flags}"
-        fixes.append(flags)
-    elif isinstance(initial, int) and isinstance(ceiling, int) and initial > ceiling >= 1:
-        fixes.append(f"--initial-pool-size {ceiling}")
-    return fixes
-
-
-def _fixed_without_keep_limits(result: dict[str, Any], options: ConvertOptions) -> bool:
-    """Tell whether applying the preset's limit keys would make the values valid."""
-    if not options.keep_limits:
-        return False
-    candidate = {k: v for k, v in result.items() if k != LEGACY_POOL_KEY}
-    candidate.update(scenarios.load(options.scenario).limit_values)
-    return not check_pool(candidate)
 
 
 def apply_convert(results: list[FileResult], options: ConvertOptions) -> None:
@@ -256,6 +229,7 @@ def apply_convert(results: list[FileResult], options: ConvertOptions) -> None:
     for result in results:
         if result.status == "would-convert":
             result.status = "converted"
+            result.backup = backup_path(result.path) if options.backup else None
             result.message = f"{result.path}: converted." + (f" Backup: {result.backup}." if result.backup else "")
 
 

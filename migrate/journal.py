@@ -19,6 +19,8 @@ from migrate.files import InputError
 
 BACKUP_SUFFIX = ".poolmigrate-backup"
 JOURNAL_SUFFIX = ".poolmigrate.json"
+# Copy of the bytes a rollback overwrites when it reverses a conversion in place.
+ROLLBACK_BACKUP_SUFFIX = ".poolmigrate-rollback-backup"
 # Journals with another format number are not read, so a future layout cannot be misread.
 JOURNAL_FORMAT = 1
 
@@ -29,6 +31,10 @@ def backup_path(path: Path) -> Path:
 
 def journal_path(path: Path) -> Path:
     return path.with_name(path.name + JOURNAL_SUFFIX)
+
+
+def rollback_backup_path(path: Path) -> Path:
+    return path.with_name(path.name + ROLLBACK_BACKUP_SUFFIX)
 
 
 def tool_version() -> str:

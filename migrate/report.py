@@ -7,14 +7,14 @@ import json
 from collections import Counter
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 
 from migrate.results import FileResult
 from scenarios import Scenario
 
-# Preset keys shown as table columns, in write order.
-_PRESET_COLUMNS = ("initial_pool_size", "max_pool_size", "max_connections", "io_entries", "forward_batch_size")
+# Preset keys shown as table rows, in write order.
+_PRESET_KEYS = ("initial_pool_size", "max_pool_size", "max_connections", "io_entries", "forward_batch_size")
 
 # Status words printed in colour; anything else is printed plain.
 _STATUS_STYLES = {
@@ -23,6 +23,7 @@ _STATUS_STYLES = {
     "reverted": "green",
     "cleaned": "green",
     "unchanged": "dim",
+    "skipped": "dim",
     "would-convert": "yellow",
     "would-restore": "yellow",
     "would-revert": "yellow",
@@ -53,16 +54,18 @@ def _diff_lines(text: str) -> list[str]:
 
 
 def describe_change(change: dict[str, Any]) -> str:
-    key = change["key"].upper() if change["key"].islower() else change["key"]
+    """Describe one change with the keys and values as the file writes them, so the text can be searched for."""
     where = f"line {change['line']}: " if change.get("line") else ""
+    before = change.get("old_text") or f"{change['key']} = {change.get('old')}"
+    after = change.get("new_text") or f"{change['key']} = {change.get('new')}"
     action = change["action"]
-    if action == "replaced" and change.get("old") is not None:
-        return f"{where}MAX_CLIENTS_POOL = {change['old']} replaced by {key} = {change['new']}"
+    if action == "replaced":
+        return f"{where}{before} replaced by {after}"
     if action == "removed":
-        return f"{where}{key} = {change['old']} removed"
+        return f"{where}{before} removed"
     if action == "updated":
-        return f"{where}{key} changed from {change['old']} to {change['new']}"
-    return f"{where}{key} = {change['new']} {action}"
+        return f"{where}{before} changed to {after}"
+    return f"{where}{after} {action}"
 
 
 def print_results(results: list[FileResult], console: Console, errors: Console, *, diff: bool) -> None:
@@ -93,23 +96,35 @@ def json_summary(command: str, results: list[FileResult], exit_code: int, **extr
     return json.dumps(document, indent=2, ensure_ascii=False)
 
 
-def presets_table(presets: list[Scenario]) -> Table:
-    """Build a table with one row per preset; a dash marks a key the preset leaves alone."""
-    table = Table(title="Presets (poolmigrate convert --scenario NAME)")
-    table.add_column("preset", style="bold")
-    for key in _PRESET_COLUMNS:
-        table.add_column(key.upper(), justify="right")
-    table.add_column("memory targets (Zig broker)")
+def presets_tables(presets: list[Scenario]) -> Group:
+    """Build two narrow tables, values and memory targets, that fit 80 columns without cutting a value.
+
+    A dash marks a key the preset leaves alone. Cells fold instead of ending in "…" when
+    the terminal is narrower still.
+    """
+    values = Table(title="Presets (poolmigrate convert --scenario NAME)")
+    values.add_column("key", style="bold", overflow="fold")
     for preset in presets:
-        cells = [f"{preset.values[key]:,}" if key in preset.values else "-" for key in _PRESET_COLUMNS]
-        targets = "\n".join(_format_target(target) for target in preset.targets)
-        table.add_row(preset.name, *cells, targets)
-    return table
+        values.add_column(preset.name, justify="right", overflow="fold")
+    for key in _PRESET_KEYS:
+        cells = [f"{preset.values[key]:,}" if key in preset.values else "-" for preset in presets]
+        values.add_row(key, *cells)
+
+    targets = Table(title="Memory targets stated for the Zig broker")
+    targets.add_column("preset", style="bold", overflow="fold")
+    targets.add_column("at", overflow="fold")
+    targets.add_column("memory", justify="right", overflow="fold")
+    for preset in presets:
+        last = len(preset.targets) - 1
+        for index, target in enumerate(preset.targets):
+            name = preset.name if index == 0 else ""
+            targets.add_row(name, target.label, _format_target(target), end_section=index == last)
+    return Group(values, targets)
 
 
 def _format_target(target: Any) -> str:
     low = f"{target.min_mb:g}–" if target.min_mb is not None else "≤ "
-    return f"{target.label}: {low}{target.max_mb:g} MB"
+    return f"{low}{target.max_mb:g} MB"
 
 
 def presets_json(presets: list[Scenario]) -> str:

@@ -30,6 +30,9 @@ class FileResult:
     removals: list[Path] = field(default_factory=list)
     # Bytes to write when they are not new_text encoded (a restored backup).
     new_bytes: bytes | None = None
+    # Where the current bytes are copied before a rollback rewrites the file in place.
+    # `backup` names this copy once it is written.
+    rollback_backup: Path | None = None
 
     @property
     def has_edit(self) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 from migrate.convert import zig_module
 from migrate.discover import Target, expand_paths
 from migrate.files import InputError, decode_text, read_bytes, read_text, sha256
-from migrate.journal import Journal, backup_path, journal_path, read_journal
+from migrate.journal import Journal, backup_path, journal_path, read_journal, rollback_backup_path
 from migrate.results import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, FileResult
 from migrate.toml_rewrite import TomlRewriteError, convert_toml, revert_toml
 from migrate.transaction import FileTransaction
@@ -33,7 +33,14 @@ def _plan_file(target: Target, *, force: bool) -> FileResult | None:
     journal = read_journal(path)
     data, text = read_text(path)
     if journal is None:
-        return _plan_reverse(target, data, text, reason="no backup")
+        reverse = _plan_reverse(target, data, text, reason="no backup")
+        if target.explicit or reverse is None:
+            return reverse
+        # Found by a folder walk: only a journal proves that poolmigrate wrote this file.
+        return FileResult(
+            path, target.kind, "skipped",
+            f"{path}: no conversion journal; name the file to reverse it in place (poolmigrate rollback {path}).",
+        )
 
     removals = [p for p in (backup_path(path), journal_path(path)) if p.exists()]
     current = sha256(data)
@@ -157,6 +164,10 @@ def _plan_reverse(target: Target, data: bytes, text: str, *, reason: str, remova
                 new_text = zig.revert_zig_references(text, path=str(path))
             else:
                 new_text = None
+            if new_text is not None:
+                from migrate.zig_changes import describe_zig_changes
+
+                changes = describe_zig_changes(text, new_text)
     except (TomlRewriteError, ValueError) as error:
         return FileResult(path, target.kind, "error", str(error), EXIT_INVALID)
     except ImportError:
@@ -170,9 +181,25 @@ def _plan_reverse(target: Target, data: bytes, text: str, *, reason: str, remova
             message = f"{path}: not converted; the stale backup and journal will be removed."
             return FileResult(path, target.kind, "would-clean", message, original_text=text, new_text=text, original_bytes=data, removals=removals)
         return FileResult(path, target.kind, "unchanged", message)
+    keep = rollback_backup_path(path)
+    try:
+        earlier_copy = keep.read_bytes()
+    except FileNotFoundError:
+        earlier_copy = None
+    except OSError as error:
+        return FileResult(path, target.kind, "error", f"{keep}: could not be read ({error.strerror or error}).", EXIT_UNREADABLE)
+    if earlier_copy is not None and earlier_copy != data:
+        return FileResult(
+            path, target.kind, "error",
+            f"{path}: reversing it in place would overwrite {keep}, which holds other bytes from an earlier rollback. "
+            f"Move or delete {keep}, then run the command again.",
+            EXIT_INVALID,
+        )
     return FileResult(
-        path, target.kind, "would-revert", f"{path}: would be reverted in place ({reason}).",
+        path, target.kind, "would-revert",
+        f"{path}: would be reverted in place ({reason}); its current bytes would be kept in {keep}.",
         original_text=text, new_text=new_text, original_bytes=data, changes=changes, removals=removals,
+        rollback_backup=keep,
     )
 
 
@@ -182,6 +209,8 @@ def apply_rollback(results: list[FileResult]) -> None:
     for result in results:
         if not result.status.startswith("would-"):
             continue
+        if result.rollback_backup is not None and result.original_bytes is not None:
+            transaction.write(result.rollback_backup, result.original_bytes, result.path.stat().st_mode & 0o7777)
         if result.new_bytes is not None:
             transaction.write(result.path, result.new_bytes)
         elif result.new_text is not None and result.new_text != result.original_text:
@@ -198,8 +227,12 @@ def apply_rollback(results: list[FileResult]) -> None:
             if result.status == "restored":
                 result.message = f"{result.path}: restored the original bytes from {result.backup}; backup and journal removed."
             elif result.status == "reverted":
-                removed = " and removed the backup and journal" if result.removals else ""
-                result.message = f"{result.path}: reverted in place to MAX_CLIENTS_POOL{removed}."
+                result.backup = result.rollback_backup
+                removed = "; the backup and journal were removed" if result.removals else ""
+                result.message = (
+                    f"{result.path}: reverted in place to MAX_CLIENTS_POOL; "
+                    f"its previous bytes were kept in {result.rollback_backup}{removed}."
+                )
 
 
 def rollback_exit_code(results: list[FileResult]) -> int:

@@ -10,7 +10,7 @@ values before it is returned.
 from __future__ import annotations
 
 import copy
-import re
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +20,10 @@ import tomlkit.exceptions
 
 from broker.config import ALL_POOL_KEYS, EXPANSION_KEYS, LEGACY_POOL_KEY, LIMIT_KEYS, POOL_KEYS, find_keys
 from migrate.language import KEY_COMMENTS, comment_language
+from migrate.legacy_comment import comment_key
+from migrate.number_style import format_decimal, separator_group, write_number
 from migrate.toml_scan import ScannedDocument, Statement, scan
-
-# An integer literal written with digit separators, such as 100_000.
-_UNDERSCORE_NUMBER = re.compile(r"\d{1,3}(_\d{3})+")
+from migrate.toml_units import statement_value, unit_statements
 # Gap before an end-of-line comment when the file has none to copy.
 _DEFAULT_COMMENT_GAP = "  "
 
@@ -48,7 +48,8 @@ class Change:
     """One edit of one key.
 
     `line` is 1-based and counts lines of the output, except for a removed key, where it
-    is the line the key had in the input.
+    is the line the key had in the input. `old_text` and `new_text` are the statements as
+    written in the file (`pool.max_clients_pool = 100_000`), so they can be searched for.
     """
 
     action: str
@@ -56,9 +57,19 @@ class Change:
     line: int
     old: Any = None
     new: Any = None
+    old_text: str | None = None
+    new_text: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "key": self.key, "line": self.line, "old": self.old, "new": self.new}
+        return {
+            "action": self.action,
+            "key": self.key,
+            "line": self.line,
+            "old": self.old,
+            "new": self.new,
+            "old_text": self.old_text,
+            "new_text": self.new_text,
+        }
 
 
 @dataclass(slots=True)
@@ -93,57 +104,18 @@ def classify_toml(document: Mapping[str, Any]) -> str:
     return "none"
 
 
-def element_scope(path: tuple[str | int, ...]) -> tuple[str | int, ...]:
-    """Return the path of the innermost array-of-tables element that contains `path`, or ()."""
-    for index in range(len(path) - 1, -1, -1):
-        if isinstance(path[index], int):
-            return path[: index + 1]
-    return ()
+def _file_separator_group(scanned: ScannedDocument) -> int:
+    """Return the digit group size the file writes numbers with (see migrate.number_style)."""
+    return separator_group(scanned.text[s.value_start : s.value_end] for s in scanned.statements)
 
 
-def pool_values_at(document: Mapping[str, Any], path: tuple[str | int, ...]) -> dict[str, Any]:
-    """Return the pool values that apply to the table at `path`.
-
-    A key in that table wins, then one in the same array-of-tables element, then the
-    first one found anywhere, because the broker reads pool keys wherever they are.
-    """
-    scope = element_scope(path)
-    found = find_keys(document, ALL_POOL_KEYS)
-    values: dict[str, Any] = {}
-    ranked = [f for f in found if f.path[: len(scope)] != scope] + [f for f in found if f.path[: len(scope)] == scope]
-    ranked += [f for f in found if f.path == path]
-    for item in ranked:
-        values[item.name] = item.value
-    return values
+def _written(text: str, statement: Statement) -> str:
+    """Return a statement as written, from its key to the end of its value."""
+    return text[statement.key_start : statement.value_end]
 
 
-@dataclass(frozen=True, slots=True)
-class NumberStyle:
-    """How the file writes integers: with digit separators or not, and from how many digits."""
-
-    underscores: bool
-    four_digit_groups: bool
-
-    def format(self, value: int) -> str:
-        if not self.underscores or abs(value) < 1000:
-            return str(value)
-        if abs(value) < 10_000 and not self.four_digit_groups:
-            return str(value)
-        return f"{value:_}"
-
-
-def _number_style(scanned: ScannedDocument, raw: str) -> NumberStyle:
-    """Return the style for a number replacing `raw`: its own when it shows one, else the file's."""
-    text = scanned.text
-    numbers = [text[s.value_start : s.value_end].lstrip("+-") for s in scanned.statements]
-    separated = [n for n in numbers if _UNDERSCORE_NUMBER.fullmatch(n)]
-    four_digit_groups = any(len(n) == 5 for n in separated)
-    digits = raw.lstrip("+-")
-    if "_" in digits:
-        return NumberStyle(True, four_digit_groups or len(digits) == 5)
-    if digits.isdigit() and len(digits) >= 5:
-        return NumberStyle(False, False)
-    return NumberStyle(bool(separated), four_digit_groups)
+def _is_integer(value: Any, expected: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value == expected
 
 
 def _spell_key(template: str, name: str) -> str:
@@ -177,15 +149,20 @@ def _comment_gap(scanned: ScannedDocument, statement: Statement) -> str:
     return _DEFAULT_COMMENT_GAP
 
 
-def _statement_line(text: str, template: Statement, name: str, value_text: str, comment: str | None, gap: str) -> str:
-    """Write a statement for `name` shaped like `template`: indent, key prefix, spacing around '='."""
-    indent_and_prefix = text[template.line_start : template.last_key_start]
+def _statement_line(text: str, template: Statement, name: str, value_text: str, comment: str | None, gap: str) -> tuple[str, str]:
+    """Write a statement for `name` shaped like `template`: indent, key prefix, spacing around '='.
+
+    Returns the whole line and the statement alone (key to value, as `_written` gives it).
+    """
+    indent = text[template.line_start : template.key_start]
+    prefix = text[template.key_start : template.last_key_start]
     last_key = text[template.last_key_start : template.last_key_end]
     between = text[template.last_key_end : template.value_start]
-    line = f"{indent_and_prefix}{_spell_key(last_key, name)}{between}{value_text}"
+    statement = f"{prefix}{_spell_key(last_key, name)}{between}{value_text}"
+    line = indent + statement
     if comment:
         line += f"{gap}{comment}"
-    return line
+    return line, statement
 
 
 def _set_path(document: dict[str, Any], path: tuple[str | int, ...], key: str, value: Any) -> None:
@@ -257,61 +234,58 @@ def convert_toml(text: str, values: Mapping[str, int], *, path: str) -> Rewrite 
 
     language = comment_language(scanned.comments)
     comments = KEY_COMMENTS[language]
+    group = _file_separator_group(scanned)
     limit_values = {k: v for k, v in values.items() if k in LIMIT_KEYS}
     expected = copy.deepcopy(document)
     edits: list[tuple[int, int, str]] = []
     # (offset in the input, change) pairs; lines are counted in the output afterwards.
     pending: list[tuple[int, int, Change]] = []
 
-    # Step 1: limit keys that already exist are updated in place, wherever they are.
+    # Step 1: limit keys that already exist are updated in place, wherever they are. One
+    # that already has the integer to write is neither edited nor listed.
     for name in limit_values:
         for statement in scanned.named(name):
-            raw = text[statement.value_start : statement.value_end]
-            old = _value_of(document, statement)
+            old = statement_value(document, statement)
             expected_value = limit_values[name]
             _set_path(expected, statement.path, statement.key[-1], expected_value)
-            if old == expected_value:
+            if _is_integer(old, expected_value):
                 continue
-            new_raw = _number_style(scanned, raw).format(expected_value)
+            new_raw = format_decimal(expected_value, group)
             edits.append((statement.value_start, statement.value_end, new_raw))
-            pending.append((statement.value_start, 0, Change("updated", name, 0, old, expected_value)))
+            new_statement = text[statement.key_start : statement.value_start] + new_raw
+            change = Change("updated", name, 0, old, expected_value, _written(text, statement), new_statement)
+            pending.append((statement.value_start, 0, change))
 
-    # Step 2: each legacy line becomes the pool lines, followed by the missing limit keys.
+    # Step 2: each legacy line becomes the pool lines, followed by the limit keys its unit lacks.
     for statement in legacy_statements:
-        old_value = _value_of(document, statement)
+        old_value = statement_value(document, statement)
         raw = text[statement.value_start : statement.value_end]
-        style = _number_style(scanned, raw)
         gap = _comment_gap(scanned, statement)
         ending = _line_ending(text, statement)
         own_comment = text[statement.comment_start : statement.line_end] if statement.comment_start is not None else None
+        own_comment_key = comment_key(own_comment) if own_comment else None
 
         _delete_path(expected, statement.path, statement.key[-1])
         lines = []
-        # A limit key is missing when no table of this array-of-tables element (or of the
-        # whole document, outside arrays) sets it.
-        scope = element_scope(statement.path)
-        present = {s.name for s in scanned.named(*limit_values) if s.path[: len(scope)] == scope}
+        present = unit_statements(scanned.statements, statement.path, limit_values)
         names = [*POOL_KEYS, *(n for n in limit_values if n not in present)]
         for index, name in enumerate(names):
             value = values[name] if name in POOL_KEYS else limit_values[name]
-            comment = own_comment if index == 0 and own_comment else f"# {comments[name]}"
-            lines.append(_statement_line(text, statement, name, style.format(value), comment, gap))
+            comment = own_comment if name == own_comment_key else f"# {comments[name]}"
+            value_text = write_number(value, group, raw) if name in POOL_KEYS else format_decimal(value, group)
+            line, new_statement = _statement_line(text, statement, name, value_text, comment, gap)
+            lines.append(line)
             _set_path(expected, statement.path, _spell_key(statement.key[-1], name).strip("'\""), value)
-            action = "replaced" if name in POOL_KEYS else "added"
-            old = old_value if name in POOL_KEYS else None
-            pending.append((statement.line_start, index, Change(action, name, 0, old, value)))
+            if name in POOL_KEYS:
+                change = Change("replaced", name, 0, old_value, value, _written(text, statement), new_statement)
+            else:
+                change = Change("added", name, 0, None, value, None, new_statement)
+            pending.append((statement.line_start, index, change))
         edits.append((statement.line_start, statement.line_end, ending.join(lines)))
 
     new_text = _apply_edits(text, edits)
     result = _verify(new_text, expected, path)
     return Rewrite(new_text, _number_changes(text, edits, pending), result)
-
-
-def _value_of(document: Mapping[str, Any], statement: Statement) -> Any:
-    node: Any = document
-    for part in (*statement.path, statement.key[-1]):
-        node = node[part]
-    return node
 
 
 def _number_changes(text: str, edits: list[tuple[int, int, str]], pending: list[tuple[int, int, Change]]) -> list[Change]:
@@ -323,7 +297,7 @@ def _number_changes(text: str, edits: list[tuple[int, int, str]], pending: list[
             if end <= offset and start < offset:
                 shift += replacement.count("\n") - text.count("\n", start, end)
         line = _line_of(text, offset) + shift + index
-        changes.append(Change(change.action, change.key, line, change.old, change.new))
+        changes.append(dataclasses.replace(change, line=line))
     return changes
 
 
@@ -357,7 +331,7 @@ def revert_toml(text: str, *, path: str) -> Rewrite | None:
         ceiling = next((s for s in statements if s.name == "max_pool_size"), None)
         if ceiling is not None:
             value_raw = text[ceiling.value_start : ceiling.value_end]
-            value = _value_of(document, ceiling)
+            value = statement_value(document, ceiling)
         else:
             found = find_keys(document, ("max_pool_size",))
             if not found:
@@ -367,30 +341,35 @@ def revert_toml(text: str, *, path: str) -> Rewrite | None:
                     "Add MAX_POOL_SIZE or restore the file from its backup.",
                 )
             value = found[0].value
-            value_raw = _number_style(scanned, "").format(value)
+            value_raw = format_decimal(value, _file_separator_group(scanned))
 
         legacy_name = _spell_key(text[first.last_key_start : first.last_key_end], LEGACY_POOL_KEY)
-        line = text[first.line_start : first.last_key_start] + legacy_name + text[first.last_key_end : first.value_start] + value_raw
-        if first.comment_start is not None:
-            comment = text[first.comment_start : first.line_end]
-            if comment.lstrip("#").strip() not in added_comments:
-                line += text[first.value_end : first.line_end]
+        legacy_statement = text[first.key_start : first.last_key_start] + legacy_name + text[first.last_key_end : first.value_start] + value_raw
+        line = text[first.line_start : first.key_start] + legacy_statement
+        # The legacy comment may sit on either pool line, because convert moves it to the
+        # line it describes; a comment that convert added is dropped.
+        for statement in statements:
+            if statement.comment_start is not None:
+                comment = text[statement.comment_start : statement.line_end]
+                if comment.lstrip("#").strip() not in added_comments:
+                    line += text[statement.value_end : statement.line_end]
+                    break
         edits.append((first.line_start, first.line_end, line))
         for statement in statements:
-            old = _value_of(document, statement)
+            old = statement_value(document, statement)
             _delete_path(expected, statement.path, statement.key[-1])
-            removed.append(Change("removed", statement.name, statement.line, old, None))
+            removed.append(Change("removed", statement.name, statement.line, old, None, _written(text, statement)))
         _set_path(expected, table_path, legacy_name.strip("'\""), value)
-        pending.append((first.line_start, 0, Change("restored", LEGACY_POOL_KEY, 0, None, value)))
+        pending.append((first.line_start, 0, Change("restored", LEGACY_POOL_KEY, 0, None, value, None, legacy_statement)))
         for statement in statements[1:]:
             edits.append(_line_removal(text, statement))
 
     # Step 3: expansion keys exist only for the dynamic pool.
     for statement in scanned.named(*EXPANSION_KEYS):
-        old = _value_of(document, statement)
+        old = statement_value(document, statement)
         _delete_path(expected, statement.path, statement.key[-1])
         edits.append(_line_removal(text, statement))
-        removed.append(Change("removed", statement.name, statement.line, old, None))
+        removed.append(Change("removed", statement.name, statement.line, old, None, _written(text, statement)))
 
     new_text = _apply_edits(text, edits)
     result = _verify(new_text, expected, path)

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from migrate.language import KEY_COMMENTS, comment_language
+from migrate.legacy_comment import comment_key
+from migrate.number_style import format_decimal, separator_group
 from migrate.zig_source import (
     Declaration,
-    NumberStyle,
     ZigSource,
     format_integer,
     parse_integer,
@@ -32,10 +33,6 @@ SETTINGS_KEYS = ("max_clients_pool", *POOL_KEYS, *LIMIT_KEYS)
 # The Zig broker hands IO_ENTRIES to io_uring as a u12 (at most 4095 entries), so an added
 # IO_ENTRIES line gets that type whenever the pool lines carry a type annotation.
 IO_ENTRIES_TYPE = "u12"
-
-# A literal with fewer digits than this and no underscores shows no grouping habit, so the
-# number style is then taken from another setting of the file.
-_STYLE_MIN_DIGITS = 5
 
 
 class ZigRewriteError(ValueError):
@@ -90,6 +87,22 @@ def read_config_zig(text: str) -> dict[str, int]:
     return settings
 
 
+def config_zig_settings(text: str) -> dict[str, tuple[int, int, str, str]]:
+    """Return what read_config_zig reads, with where each value is written.
+
+    Each key maps to (value, line, name, statement): the 1-based line of the name and the
+    declaration from its name to its value (`MAX_CONNECTIONS: usize = 1_000_000`).
+    """
+    source = ZigSource(text)
+    settings = {}
+    for key, value in read_config_zig(text).items():
+        declaration = source.declarations[key.upper()]
+        line, _ = source.lines.position(declaration.name_token.start)
+        statement = text[declaration.name_token.start : declaration.value_end]
+        settings[key] = (value, line, declaration.name, statement)
+    return settings
+
+
 def convert_config_zig(text: str, values: Mapping[str, int], *, path: str) -> str | None:
     """Replace the MAX_CLIENTS_POOL declaration by INITIAL_POOL_SIZE and MAX_POOL_SIZE.
 
@@ -118,18 +131,21 @@ def convert_config_zig(text: str, values: Mapping[str, int], *, path: str) -> st
 
     # Step 2: the pool lines take the legacy line as their template.
     language = comment_language(source.comment_texts())
-    style = _file_number_style(source, legacy)
+    group = _file_separator_group(source)
     legacy_comment = legacy.comment.text if legacy.comment else None
+    comments = {key: _key_comment(language, key) for key in POOL_KEYS}
+    if legacy_comment is not None:
+        comments[comment_key(legacy_comment)] = legacy_comment
     new_lines = [
         _render_line(
             source, legacy, INITIAL_NAME,
-            _literal(values["initial_pool_size"], style, legacy.value_text),
-            legacy_comment or _key_comment(language, "initial_pool_size"),
+            _literal(values["initial_pool_size"], group, legacy.value_text),
+            comments["initial_pool_size"],
         ),
         _render_line(
             source, legacy, MAXIMUM_NAME,
-            _literal(values["max_pool_size"], style, legacy.value_text),
-            _key_comment(language, "max_pool_size"),
+            _literal(values["max_pool_size"], group, legacy.value_text),
+            comments["max_pool_size"],
         ),
     ]
 
@@ -141,11 +157,11 @@ def convert_config_zig(text: str, values: Mapping[str, int], *, path: str) -> st
         declaration = source.declarations.get(key.upper())
         if declaration is None:
             type_text = IO_ENTRIES_TYPE if key == "io_entries" else None
-            literal = format_integer(value, style)
+            literal = _format(value, group, legacy.value_text)
             comment = _key_comment(language, key)
             new_lines.append(_render_line(source, legacy, key.upper(), literal, comment, type_text))
             continue
-        edit = _update_value(source, declaration, value, style, path)
+        edit = _update_value(source, declaration, value, group, path)
         if edit is not None:
             edits.append(edit)
 
@@ -182,8 +198,8 @@ def convert_zig_references(text: str, *, path: str) -> str | None:
 def revert_config_zig(text: str, *, path: str) -> str | None:
     """Replace the INITIAL_POOL_SIZE and MAX_POOL_SIZE lines by one MAX_CLIENTS_POOL line.
 
-    MAX_CLIENTS_POOL takes the MAX_POOL_SIZE value as written, on the line and
-    with the comment of INITIAL_POOL_SIZE. A comment the conversion added is dropped. Limit
+    MAX_CLIENTS_POOL takes the MAX_POOL_SIZE value as written, on the line of
+    INITIAL_POOL_SIZE, with the comment of either line that the conversion did not add. Limit
     lines stay, because the legacy broker reads them too. Returns None when the file is
     not converted.
     """
@@ -205,9 +221,10 @@ def revert_config_zig(text: str, *, path: str) -> str | None:
     _require_plain_line(source, maximum, path)
     _reject_other_uses(source, {INITIAL_NAME, MAXIMUM_NAME}, initial, path, also=maximum)
 
-    comment = initial.comment.text if initial.comment else None
-    if comment in _generated_comments("initial_pool_size"):
-        comment = None
+    # Convert leaves the legacy comment on the pool line it describes and adds the others.
+    generated = _generated_comments("initial_pool_size") | _generated_comments("max_pool_size")
+    own_comments = [d.comment.text for d in (initial, maximum) if d.comment is not None and d.comment.text not in generated]
+    comment = own_comments[0] if own_comments else None
     line = _render_line(source, initial, LEGACY_NAME, maximum.value_text, comment)
 
     # Adjacent lines merge into one; otherwise the MAX_POOL_SIZE line is deleted on its own.
@@ -323,46 +340,39 @@ def _generated_comments(key: str) -> set[str]:
     return {_key_comment(language, key) for language in KEY_COMMENTS}
 
 
-def _file_number_style(source: ZigSource, legacy: Declaration) -> NumberStyle:
-    """Return the number style of the legacy literal, or of another setting when it shows none."""
-    if _shows_style(legacy.value_text):
-        return style_of(legacy.value_text) or NumberStyle()
-    for key in LIMIT_KEYS:
-        declaration = source.declarations.get(key.upper())
-        if declaration is not None and _shows_style(declaration.value_text):
-            style = style_of(declaration.value_text)
-            if style is not None and style.base == 10:
-                return style
-    return style_of(legacy.value_text) or NumberStyle()
+def _file_separator_group(source: ZigSource) -> int:
+    """Return the digit group size the file writes decimal numbers with (see migrate.number_style)."""
+    return separator_group(token.text for token in source.code if token.kind == "number")
 
 
-def _shows_style(literal: str) -> bool:
-    if parse_integer(literal) is None:
-        return False
-    return "_" in literal or not literal.isdigit() or len(literal) >= _STYLE_MIN_DIGITS
+def _format(value: int, group: int, like: str) -> str:
+    """Write `value` in the base of the literal `like` when that is hex, octal or binary, else by the file's rule."""
+    style = style_of(like)
+    if style is not None and style.base != 10:
+        return format_integer(value, style)
+    return format_decimal(value, group)
 
 
-def _literal(value: int, style: NumberStyle, original: str) -> str:
+def _literal(value: int, group: int, original: str) -> str:
     """Return the original literal when it has the value, so a round trip keeps its spelling."""
     if parse_integer(original) == value:
         return original
-    return format_integer(value, style)
+    return _format(value, group, original)
 
 
 def _update_value(
-    source: ZigSource, declaration: Declaration, value: int, style: NumberStyle, path: str
+    source: ZigSource, declaration: Declaration, value: int, group: int, path: str
 ) -> tuple[int, int, str] | None:
     if not declaration.value_text:
         _raise_at(
             source, path, declaration.name_token.start,
             f"{declaration.name} has no value to update. Give it one, such as "
-            f"`pub const {declaration.name}: usize = {format_integer(value, style)};`, and "
+            f"`pub const {declaration.name}: usize = {format_decimal(value, group)};`, and "
             "convert again.",
         )
     if parse_integer(declaration.value_text) == value:
         return None
-    literal = format_integer(value, style_of(declaration.value_text) or style)
-    return declaration.value_start, declaration.value_end, literal
+    return declaration.value_start, declaration.value_end, _format(value, group, declaration.value_text)
 
 
 def _render_line(

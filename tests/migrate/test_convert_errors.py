@@ -81,7 +81,7 @@ def test_convert_rejects_pool_above_connection_cap(tmp_path: Path, run_cli, take
     result = run_cli("convert", "--keep-limits", path)
 
     assert result.exit_code == 1
-    assert f"{path}:2:" in result.stderr
+    assert f"{path}:3:" in result.stderr
     assert "MAX_CONNECTIONS is 10000 but MAX_POOL_SIZE would be 100000" in result.stderr
     assert "--scenario small" in result.stderr
     assert "--max-pool-size 10000" in result.stderr
@@ -109,8 +109,9 @@ def test_convert_rejects_initial_above_max_flag(tmp_path: Path, run_cli, take_sn
     result = run_cli("convert", "--initial-pool-size", "5000", "--max-pool-size", "2000", path)
 
     assert result.exit_code == 1
+    assert "--initial-pool-size 5000 and --max-pool-size 2000 are invalid together" in result.stderr
     assert "INITIAL_POOL_SIZE is 5000 but MAX_POOL_SIZE is only 2000" in result.stderr
-    assert "--initial-pool-size 2000" in result.stderr
+    assert "To fix it, use --initial-pool-size 2000 or --max-pool-size 5000." in result.stderr
     _assert_untouched(tmp_path, before, take_snapshot)
 
 
@@ -122,7 +123,8 @@ def test_convert_rejects_zero_initial_pool_size(tmp_path: Path, run_cli, take_sn
     result = run_cli("convert", "--initial-pool-size", "0", path)
 
     assert result.exit_code == 1
-    assert "INITIAL_POOL_SIZE is 0 but must be at least 1" in result.stderr
+    assert f"{path}:3: --initial-pool-size 0 is invalid: INITIAL_POOL_SIZE must be at least 1." in result.stderr
+    assert "--scenario" not in result.stderr
     _assert_untouched(tmp_path, before, take_snapshot)
 
 
@@ -173,7 +175,7 @@ def test_convert_writes_nothing_when_one_file_fails(tmp_path: Path, run_cli, tak
     result = run_cli("convert", "--keep-limits", tmp_path)
 
     assert result.exit_code == 1
-    assert "bad.toml:2:" in result.stderr
+    assert "bad.toml:3:" in result.stderr
     assert "Not written, because another file failed" in result.stdout
     _assert_untouched(tmp_path, before, take_snapshot)
 

@@ -25,7 +25,7 @@ def test_dry_run_prints_diff_and_writes_nothing(tmp_path: Path, run_cli, take_sn
     assert result.exit_code == 0
     assert f"--- {path}" in result.stdout
     assert "-max_clients_pool = 100_000" in result.stdout
-    assert "+initial_pool_size = 1024" in result.stdout
+    assert "+initial_pool_size = 1_024" in result.stdout
     assert "would-convert" in result.stdout
     assert take_snapshot(tmp_path) == before
 

@@ -56,7 +56,7 @@ def test_rollback_force_keeps_later_edits(tmp_path: Path, run_cli) -> None:
     assert "max_pool_size" not in document["pool"]
     assert "growth_factor" not in document["pool"]
     assert "max_clients_pool = 100_000  # preallocated\r\n" in reverted
-    assert [p.name for p in tmp_path.iterdir()] == ["broker.toml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broker.toml", "broker.toml.poolmigrate-rollback-backup"]
 
 
 def test_rollback_without_backup_reverses_in_place(tmp_path: Path, run_cli) -> None:
@@ -132,3 +132,74 @@ def test_rollback_of_folder_restores_every_file(tmp_path: Path, run_cli) -> None
     assert {e["status"] for e in json.loads(result.stdout)["files"]} == {"restored"}
     assert {p: p.read_bytes() for p in files} == files
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "one.toml", "two.toml"]
+
+
+def test_folder_rollback_skips_file_without_journal(tmp_path: Path, run_cli, take_snapshot) -> None:
+    path = tmp_path / "converted.toml"
+    path.write_text("[pool]\ninitial_pool_size = 10\nmax_pool_size = 100\nmax_connections = 1000\n", encoding="utf-8")
+    before = take_snapshot(tmp_path)
+
+    result = run_cli("rollback", tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert f"skipped: {path}: no conversion journal; name the file to reverse it in place" in result.stdout
+    assert take_snapshot(tmp_path) == before
+
+
+def test_folder_rollback_restores_journaled_and_skips_others(tmp_path: Path, run_cli) -> None:
+    journaled = tmp_path / "a.toml"
+    journaled.write_bytes(b"max_clients_pool = 1\n")
+    assert run_cli("convert", journaled).exit_code == 0
+    by_hand = tmp_path / "b.toml"
+    by_hand_text = b"initial_pool_size = 10\nmax_pool_size = 100\n"
+    by_hand.write_bytes(by_hand_text)
+
+    result = run_cli("rollback", "--json", tmp_path)
+
+    assert result.exit_code == 0, result.output
+    statuses = {Path(e["path"]).name: e["status"] for e in json.loads(result.stdout)["files"]}
+    assert statuses == {"a.toml": "restored", "b.toml": "skipped"}
+    assert journaled.read_bytes() == b"max_clients_pool = 1\n"
+    assert by_hand.read_bytes() == by_hand_text
+
+
+def test_named_file_reversal_keeps_previous_bytes(tmp_path: Path, run_cli) -> None:
+    path = tmp_path / "converted.toml"
+    original = b"[pool]\ninitial_pool_size = 10\nmax_pool_size = 100\nmax_connections = 1000\n"
+    path.write_bytes(original)
+
+    result = run_cli("rollback", "--json", path)
+
+    assert result.exit_code == 0, result.output
+    entry = json.loads(result.stdout)["files"][0]
+    kept = tmp_path / "converted.toml.poolmigrate-rollback-backup"
+    assert entry["status"] == "reverted"
+    assert entry["backup"] == str(kept)
+    assert str(kept) in entry["message"]
+    assert kept.read_bytes() == original
+    assert tomllib.loads(path.read_text(encoding="utf-8"))["pool"] == {"max_clients_pool": 100, "max_connections": 1000}
+
+
+def test_reversal_rejects_overwriting_earlier_rollback_backup(tmp_path: Path, run_cli, take_snapshot) -> None:
+    path = tmp_path / "converted.toml"
+    path.write_text("initial_pool_size = 10\nmax_pool_size = 100\n", encoding="utf-8")
+    (tmp_path / "converted.toml.poolmigrate-rollback-backup").write_text("older bytes\n", encoding="utf-8")
+    before = take_snapshot(tmp_path)
+
+    result = run_cli("rollback", path)
+
+    assert result.exit_code == 1
+    assert "converted.toml.poolmigrate-rollback-backup, which holds other bytes" in result.stderr
+    assert take_snapshot(tmp_path) == before
+
+
+def test_rollback_dry_run_writes_no_rollback_backup(tmp_path: Path, run_cli, take_snapshot) -> None:
+    path = tmp_path / "converted.toml"
+    path.write_text("initial_pool_size = 10\nmax_pool_size = 100\n", encoding="utf-8")
+    before = take_snapshot(tmp_path)
+
+    result = run_cli("rollback", "--dry-run", path)
+
+    assert result.exit_code == 0, result.output
+    assert "would-revert" in result.stdout
+    assert take_snapshot(tmp_path) == before

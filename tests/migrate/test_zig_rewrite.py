@@ -170,7 +170,7 @@ def test_convert_updates_and_adds_limits():
         "pub const MAX_CONNECTIONS: usize = 10_000;\n"
         "\n"
         "// ============ io_uring 配置 ============\n"
-        "pub const IO_ENTRIES: u12 = 2048; // io_uring 队列深度\n"
+        "pub const IO_ENTRIES: u12 = 2_048; // io_uring 队列深度\n"
     )
 
 
