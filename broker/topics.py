@@ -100,6 +100,10 @@ def _dollar_mismatch(first: str, second: str) -> bool:
     )
 
 
+# A topic level with no characters, as in "a//b".
+EMPTY_LEVEL = ""
+
+
 def filters_overlap(first: str, second: str) -> bool:
     """Return whether some topic name matches both valid filters."""
     first_levels = first.split(SEPARATOR)
@@ -116,8 +120,13 @@ def filters_overlap(first: str, second: str) -> bool:
         return True
     # One filter is longer: they still overlap when its next level is '#', which also
     # matches the parent level where the shorter filter ends.
+    shorter_length = min(len(first_levels), len(second_levels))
     longer = first_levels if len(first_levels) > len(second_levels) else second_levels
-    return longer[min(len(first_levels), len(second_levels))] == MULTI_LEVEL
+    if longer[shorter_length] != MULTI_LEVEL:
+        return False
+    # The shared topic is then the shorter filter's own depth. At depth one it must not be
+    # a single empty level, because the empty string is not a valid topic name.
+    return shorter_length > 1 or EMPTY_LEVEL not in (first_levels[0], second_levels[0])
 
 
 def filter_covers(wide: str, narrow: str) -> bool:
@@ -134,9 +143,14 @@ def filter_covers(wide: str, narrow: str) -> bool:
             return False
         other = narrow_levels[index]
         if other == MULTI_LEVEL:
-            # '#' here matches any depth from the parent level on. Only '+/#' against a
-            # leading '#' covers that, because every topic has at least one level.
-            return index == 0 and wide_levels[1:] == [MULTI_LEVEL] and level == SINGLE_LEVEL
+            # '#' here matches any depth from the parent level on, and '+' * k + '#' in
+            # `wide` matches k or more levels. The parent level counts unless the topic there
+            # would be empty or the empty string: at index 0 every topic still has one level,
+            # and after a single empty level the topic "" is not a valid name.
+            min_extra_levels = 1 if index == 0 or (index == 1 and narrow_levels[0] == EMPTY_LEVEL) else 0
+            rest = wide_levels[index:]
+            plus_count = len(rest) - 1
+            return rest[-1] == MULTI_LEVEL and rest[:-1] == [SINGLE_LEVEL] * plus_count and plus_count <= min_extra_levels
         if level == SINGLE_LEVEL:
             continue
         if other == SINGLE_LEVEL or other != level:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from broker.topics import (
@@ -226,6 +226,8 @@ UNIVERSE = [
 
 @settings(max_examples=150, deadline=None, database=None)
 @given(first=topic_filters(), second=topic_filters())
+@example(first="+", second="/#")
+@example(first="/#", second="+")
 def test_filters_overlap_agrees_with_brute_force(first: str, second: str) -> None:
     witness = any(matches(first, topic) and matches(second, topic) for topic in UNIVERSE)
     assert filters_overlap(first, second) is witness
@@ -233,6 +235,8 @@ def test_filters_overlap_agrees_with_brute_force(first: str, second: str) -> Non
 
 @settings(max_examples=150, deadline=None, database=None)
 @given(wide=topic_filters(), narrow=topic_filters())
+@example(wide="+/+/#", narrow="/#")
+@example(wide="/+/#", narrow="/#")
 def test_filter_covers_agrees_with_brute_force(wide: str, narrow: str) -> None:
     covered = all(matches(wide, topic) for topic in UNIVERSE if matches(narrow, topic))
     assert filter_covers(wide, narrow) is covered
