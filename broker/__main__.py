@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def print_settings_error(error: SettingsError) -> None:
+    """Print each problem of `error` to stderr on its own 'error:' line."""
+    for line in str(error).splitlines():
+        print(f"error: {line}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, load the config and run the broker; return the exit code."""
     args = build_parser().parse_args(argv)
@@ -39,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print_settings_error(error)
         return 2
+    for warning in config.warnings:
+        logging.getLogger("broker.config").warning("%s", warning)
     if args.host is not None:
         config = replace(config, host=args.host)
     if args.port is not None:
@@ -53,16 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     # then includes every module the running broker needs.
     from broker.auth import Authorizer
     from broker.rss import current_rss
-    from broker.server import StartupError, run
+    from broker.server import StartupError, new_event_loop, run
 
     try:
         Authorizer(config.access)
     except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print_settings_error(error)
         return 2
+    # The event loop exists before the baseline is measured, so importing uvloop and
+    # creating its loop count toward the baseline and not toward preheating the pool.
+    loop = new_event_loop()
     baseline_rss = current_rss()
     try:
-        return run(config, ready_file=args.ready_file, baseline_rss=baseline_rss)
+        return run(config, ready_file=args.ready_file, baseline_rss=baseline_rss, loop=loop)
     except StartupError as error:
         logging.getLogger("broker").error("%s", error)
         return 1

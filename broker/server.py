@@ -58,6 +58,18 @@ MAX_SWEEP_INTERVAL_SECONDS = 0.5
 # Seconds that shutdown waits for closing connections to flush before aborting them.
 SHUTDOWN_FLUSH_SECONDS = 1.0
 
+# Seconds a connected subscriber may stay congested before publishers stop waiting for it.
+# While a subscriber's queue is over its high-water mark or its output buffer is full, the
+# publishers that delivered to it are not read. Past this timeout they are read again, and
+# the subscriber loses messages as an offline session does: the oldest queued QoS 1 and 2
+# messages and new QoS 0 ones. So one stuck client delays publishers by at most this long,
+# while a client that falls behind for a moment (a GC pause, a busy CPU) loses nothing.
+STALLED_SUBSCRIBER_SECONDS = 2.0
+
+# Environment variable that, set to 1, runs the broker on asyncio's default event loop
+# even where uvloop is installed.
+NO_UVLOOP_VARIABLE = "POOLMIGRATE_NO_UVLOOP"
+
 # Client ids the broker assigns to clients that connect with an empty id and a clean session.
 _assigned_ids = itertools.count(1)
 
@@ -107,6 +119,8 @@ class Broker:
         self.retained = RetainedStore()
         self.pool: ClientPool[Slot] = ClientPool(config.pool, Slot, on_expand=self._log_expansion)
         self.connections: set[Connection] = set()
+        # Connections with pending output, which flush() writes with one call per connection.
+        self.dirty: list[Connection] = []
         self.batch_size = config.pool.forward_batch_size
         self.loop = asyncio.get_running_loop()
 
@@ -127,7 +141,9 @@ class Broker:
                     logger.warning("Closed the connection from %s: no CONNECT within %.1f seconds.",
                                    connection.peer, connect_timeout)
                     connection.close()
-            elif slot.keepalive_deadline and now - connection.last_read > slot.keepalive_deadline:
+            # A publisher that waits for a congested subscriber is not read, so its silence is not its fault.
+            elif (slot.keepalive_deadline and now - connection.last_read > slot.keepalive_deadline
+                  and connection.throttled_by is None):
                 logger.warning("Closed the connection of client %r from %s: nothing received for %.1f seconds "
                                "(%g times its keepalive).", slot.client_id, connection.peer, slot.keepalive_deadline,
                                self.limits.keepalive_factor)
@@ -146,6 +162,7 @@ class Broker:
             message = Message(topic, payload.encode("utf-8"), 0, retain=True)
             self.retained.store(message)
             self.route_all(message.with_retain(False))
+        self.flush()
 
     def metrics(self) -> dict[str, float]:
         """Return the counters the Prometheus endpoint exposes, by metric name suffix."""
@@ -157,60 +174,111 @@ class Broker:
 
     # Routing.
 
-    def route(self, message: Message) -> list[tuple[Session, int]] | None:
-        """Deliver `message` to its subscribers; return the deliveries left after the first batch."""
+    def route(
+        self, message: Message, publisher: Connection | None = None,
+    ) -> tuple[list[tuple[Session, int]] | None, Connection | None]:
+        """Deliver `message` from `publisher` to its subscribers in a first batch.
+
+        Return the deliveries left after that batch (None when there are none) and a
+        connected subscriber other than `publisher` that the batch left congested (None
+        when there is none).
+        """
         targets = self.router.targets(message.topic)
         if not targets:
-            return None
+            return None, None
         if len(targets) <= self.batch_size:
-            self.deliver_batch(message, targets.items())
-            return None
+            return None, self.deliver_batch(message, targets.items(), publisher)
         items = list(targets.items())
-        self.deliver_batch(message, items[:self.batch_size])
-        return items[self.batch_size:]
+        congested = self.deliver_batch(message, items[:self.batch_size], publisher)
+        return items[self.batch_size:], congested
 
     def route_all(self, message: Message) -> None:
-        """Deliver `message` to its subscribers, continuing past the first batch in a task."""
-        remaining = self.route(message)
+        """Deliver `message` to its subscribers, continuing past the first batch in a task.
+
+        No publisher is paused for these messages, so congestion is ignored.
+        """
+        remaining, _ = self.route(message)
         if remaining:
             asyncio.ensure_future(self.deliver_in_batches(message, remaining))
 
-    def deliver_batch(self, message: Message, targets) -> None:
-        """Write `message` to each (session, granted QoS), queueing or dropping for slow and offline clients."""
+    def deliver_batch(self, message: Message, targets, publisher: Connection | None = None) -> Connection | None:
+        """Send `message` to each (session, granted QoS), queueing or dropping for slow and offline clients.
+
+        The packets wait in each connection's pending output until flush(). Return a
+        connected subscriber other than `publisher` that is congested afterwards and not
+        stalled, so that the caller can stop reading the publisher. Return None when there
+        is none. A publisher never waits for itself, because it could not read the
+        acknowledgements that would drain its own queue.
+        """
         stats = self.stats
         message_qos = message.qos
+        congested = None
         sent = 0
         sent_bytes = 0
         for session, qos in targets:
             if qos > message_qos:
                 qos = message_qos
             connection = session.connection
+
+            # Step 1: offline. QoS 1 and 2 wait in the session's queue, which drops its oldest past the bound.
             if connection is None or connection.closing:
                 if qos and not session.enqueue(message, qos):
                     stats.publish_dropped += 1
                 continue
-            if connection.write_paused:
+
+            # Step 2: send, or queue behind a full output buffer or in-flight window. QoS 0 is dropped instead.
+            if connection.write_paused or connection.pending_size > connection.pending_limit:
                 if qos:
                     if not session.enqueue(message, qos):
                         stats.publish_dropped += 1
                 else:
                     stats.qos0_dropped_slow += 1
                     stats.publish_dropped += 1
-                continue
-            data = session.deliver(message, qos)
-            if data is not None:
-                connection.transport.write(data)
-                sent += 1
-                sent_bytes += len(data)
+                is_congested = True
+            else:
+                data = session.try_send(message, qos) if qos else message.encode(0)
+                if data is None:
+                    if not session.enqueue(message, qos):
+                        stats.publish_dropped += 1
+                    is_congested = session.is_congested()
+                else:
+                    connection.send(data)
+                    sent += 1
+                    sent_bytes += len(data)
+                    is_congested = connection.pending_size > connection.pending_limit
+
+            # Step 3: report a congested subscriber unless it is stalled or the publisher itself.
+            if is_congested and not connection.stalled and connection is not publisher:
+                congested = connection
         stats.messages_sent += sent
         stats.bytes_sent += sent_bytes
+        return congested
 
-    async def deliver_in_batches(self, message: Message, targets: list[tuple[Session, int]]) -> None:
-        """Deliver to a long target list `batch_size` at a time, yielding to the loop between batches."""
+    async def deliver_in_batches(
+        self, message: Message, targets: list[tuple[Session, int]], publisher: Connection | None = None,
+    ) -> Connection | None:
+        """Deliver to a long target list `batch_size` at a time, yielding to the loop between batches.
+
+        Return the last congested subscriber that a batch reported, or None.
+        """
         size = self.batch_size
+        congested = None
         for start in range(0, len(targets), size):
             await asyncio.sleep(0)
-            self.deliver_batch(message, targets[start:start + size])
+            congested = self.deliver_batch(message, targets[start:start + size], publisher) or congested
+            self.flush()
+        return congested
+
+    def flush(self) -> None:
+        """Write the output each connection collected since the last flush, in one call per connection.
+
+        Every callback that sends anything calls this before it returns to the event loop.
+        """
+        dirty = self.dirty
+        if dirty:
+            self.dirty = []
+            for connection in dirty:
+                connection.flush()
 
     def publish_will(self, slot: Slot) -> None:
         will = slot.will
@@ -231,7 +299,8 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "broker", "transport", "peer", "reader", "slot", "opened_at", "last_read", "write_paused",
-        "closing", "clean_disconnect", "backlog", "busy",
+        "closing", "clean_disconnect", "backlog", "busy", "pending", "pending_size", "pending_limit",
+        "throttled_by", "blocked_publishers", "stall_timer", "stalled",
     )
 
     def __init__(self, broker: Broker) -> None:
@@ -245,9 +314,23 @@ class Connection(asyncio.Protocol):
         self.write_paused = False
         self.closing = False
         self.clean_disconnect = False
-        # Packets read while a long fan-out of this client's PUBLISH is still running.
+        # Packets read while a long fan-out of this client's PUBLISH is still running, or
+        # while this client waits for a congested subscriber.
         self.backlog: deque[Packet] | None = None
         self.busy = False
+        # Output not yet written: the chunks, their total size in bytes, and how many bytes
+        # fit below outgoing_high_water beside what the transport already buffered.
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.pending_limit = broker.limits.outgoing_high_water
+        # As a publisher: the congested subscriber this client waits for.
+        self.throttled_by: Connection | None = None
+        # As a subscriber: the publishers that wait for this client, and the timer that
+        # stops their wait after STALLED_SUBSCRIBER_SECONDS.
+        self.blocked_publishers: list[Connection] | None = None
+        self.stall_timer: asyncio.TimerHandle | None = None
+        # True once this subscriber stayed congested past the stall timer. Until it drains, no publisher waits for it.
+        self.stalled = False
 
     # asyncio.Protocol callbacks.
 
@@ -277,10 +360,13 @@ class Connection(asyncio.Protocol):
         except ProtocolError as error:
             self.fail(error.reason)
             return
-        if self.busy:
+        if self.busy or self.throttled_by is not None:
             self.backlog.extend(packets)
             return
         self.handle_packets(packets)
+        broker.flush()
+        if self.blocked_publishers is not None or self.stalled:
+            self.check_drained()
 
     def eof_received(self) -> bool:
         return False
@@ -295,11 +381,13 @@ class Connection(asyncio.Protocol):
         self.write_paused = False
         if self.closing:
             return
-        if not self.busy:
-            self.transport.resume_reading()
+        self.resume_reading_if_free()
         slot = self.slot
         if slot is not None and slot.session is not None:
-            self.write_all(slot.session.send_queued())
+            self.send_all(slot.session.send_queued())
+        self.broker.flush()
+        if self.blocked_publishers is not None or self.stalled:
+            self.check_drained()
 
     def connection_lost(self, exc: Exception | None) -> None:
         broker = self.broker
@@ -312,6 +400,10 @@ class Connection(asyncio.Protocol):
         self.closing = True
         self.reader = None
         self.backlog = None
+        self.pending = []
+        self.pending_size = 0
+        if self.blocked_publishers is not None:
+            self.release_publishers()
         slot = self.slot
         if slot is None:
             return
@@ -322,23 +414,56 @@ class Connection(asyncio.Protocol):
                 broker.router.drop_session(session)
         if not self.clean_disconnect:
             broker.publish_will(slot)
+            broker.flush()
         slot.reset()
         broker.pool.release(slot)
         broker.stats.clients_connected -= 1
 
     # Writing and closing.
 
-    def write_all(self, packets: list[bytes]) -> None:
+    def send(self, data: bytes) -> None:
+        """Add `data` to the pending output, which the next Broker.flush writes."""
+        if self.closing:
+            return
+        pending = self.pending
+        if not pending:
+            self.broker.dirty.append(self)
+            self.pending_limit = self.broker.limits.outgoing_high_water - self.transport.get_write_buffer_size()
+        pending.append(data)
+        self.pending_size += len(data)
+
+    def send_all(self, packets: list[bytes]) -> None:
+        """Send PUBLISH packets and count them as sent messages."""
         if packets:
             data = b"".join(packets)
-            self.transport.write(data)
+            self.send(data)
             self.broker.stats.messages_sent += len(packets)
             self.broker.stats.bytes_sent += len(data)
 
+    def flush(self) -> None:
+        """Write the pending output in one call."""
+        pending = self.pending
+        if not pending:
+            return
+        self.pending = []
+        self.pending_size = 0
+        self.pending_limit = self.broker.limits.outgoing_high_water
+        self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        if self.blocked_publishers is not None and not self.closing:
+            self.check_drained()
+
+    def output_full(self) -> bool:
+        """Tell whether the transport's buffer and the pending output reach outgoing_high_water."""
+        return self.write_paused or self.pending_size > self.pending_limit
+
     def close(self) -> None:
+        """Write the pending output, then close the socket once the transport has sent it."""
         if not self.closing:
             self.closing = True
+            self.flush()
             self.transport.close()
+            if self.blocked_publishers is not None:
+                self.release_publishers()
 
     def fail(self, reason: str) -> None:
         """Close this connection for a protocol violation; other clients are not affected."""
@@ -356,13 +481,13 @@ class Connection(asyncio.Protocol):
             return
         logger.warning("Rejected the connection from %s with CONNACK 1: %s", self.peer, error.reason)
         self.broker.stats.connections_rejected += 1
-        self.transport.write(encode(Connack(False, ConnackReturnCode.UNACCEPTABLE_PROTOCOL_VERSION)))
+        self.send(encode(Connack(False, ConnackReturnCode.UNACCEPTABLE_PROTOCOL_VERSION)))
         self.close()
 
     def reject_connect(self, return_code: ConnackReturnCode, reason: str) -> None:
         logger.warning("Rejected the connection from %s with CONNACK %d: %s", self.peer, return_code, reason)
         self.broker.stats.connections_rejected += 1
-        self.transport.write(encode(Connack(False, return_code)))
+        self.send(encode(Connack(False, return_code)))
         self.close()
 
     # Packet handling.
@@ -383,7 +508,7 @@ class Connection(asyncio.Protocol):
                 self.fail(f"the first packet was {type(packet).__name__.upper()}, not CONNECT.")
                 return
             handler(self, packet)
-            if self.busy:
+            if self.busy or self.throttled_by is not None:
                 self.backlog.extend(itertools.islice(packets, index, None))
                 return
 
@@ -447,9 +572,9 @@ class Connection(asyncio.Protocol):
         stats.clients_connected += 1
         if stats.clients_connected > stats.clients_maximum:
             stats.clients_maximum = stats.clients_connected
-        self.transport.write(encode(Connack(session_present, ConnackReturnCode.ACCEPTED)))
+        self.send(encode(Connack(session_present, ConnackReturnCode.ACCEPTED)))
         if session_present:
-            self.write_all(session.resume())
+            self.send_all(session.resume())
 
     def on_publish(self, packet: Publish) -> None:
         broker = self.broker
@@ -465,10 +590,10 @@ class Connection(asyncio.Protocol):
         # Step 1: acknowledge, and drop a duplicate QoS 2 packet that was already routed.
         route = True
         if qos == 1:
-            self.transport.write(encode_ack(PUBACK, packet.packet_id))
+            self.send(encode_ack(PUBACK, packet.packet_id))
         elif qos == 2:
             route = slot.session.on_publish_qos2(packet.packet_id)
-            self.transport.write(encode_ack(PUBREC, packet.packet_id))
+            self.send(encode_ack(PUBREC, packet.packet_id))
         if not route:
             return
 
@@ -484,46 +609,129 @@ class Connection(asyncio.Protocol):
         message = Message(topic, packet.payload, qos)
         if packet.retain:
             broker.retained.store(message)
-        remaining = broker.route(message)
+        remaining, congested = broker.route(message, self)
         if remaining:
             self.start_fan_out(message, remaining)
+
+        # Step 4: back-pressure. While a subscriber is congested, this client's later packets wait.
+        if congested is not None and self.throttled_by is None:
+            self.hold_reading_for(congested)
 
     def start_fan_out(self, message: Message, remaining: list[tuple[Session, int]]) -> None:
         self.busy = True
         if self.backlog is None:
             self.backlog = deque()
         self.transport.pause_reading()
-        task = asyncio.ensure_future(self.broker.deliver_in_batches(message, remaining))
+        task = asyncio.ensure_future(self.broker.deliver_in_batches(message, remaining, self))
         task.add_done_callback(self.finish_fan_out)
 
     def finish_fan_out(self, task: asyncio.Future) -> None:
         self.busy = False
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("Delivering a message failed: %r", task.exception())
+        congested = None
+        if not task.cancelled():
+            if task.exception() is not None:
+                logger.error("Delivering a message failed: %r", task.exception())
+            else:
+                congested = task.result()
         if self.closing:
             return
+        if congested is not None and not congested.closing and not congested.stalled and self.throttled_by is None:
+            self.hold_reading_for(congested)
+        self.continue_reading()
+
+    def continue_reading(self) -> None:
+        """Handle the packets held back while this client waited, then read from its socket again."""
+        if self.closing or self.busy or self.throttled_by is not None:
+            return
+        # The client may have sent nothing because it was not read, so its keepalive restarts now.
+        self.last_read = self.broker.loop.time()
         backlog = self.backlog
         self.backlog = None
         if backlog:
             self.handle_packets(list(backlog))
-        if not self.busy and not self.closing and not self.write_paused:
+        self.broker.flush()
+        self.resume_reading_if_free()
+
+    def resume_reading_if_free(self) -> None:
+        """Read from the socket again unless a fan-out runs, a congested subscriber is awaited or the output is full."""
+        if not (self.closing or self.busy or self.write_paused or self.throttled_by is not None):
             self.transport.resume_reading()
+
+    # Flow control between publishers and congested subscribers.
+
+    def hold_reading_for(self, subscriber: Connection) -> None:
+        """Stop reading this publisher until `subscriber` drains or is declared stalled."""
+        # NOTE: two clients that publish to each other and both fall behind wait for each other,
+        # because neither is read. Only STALLED_SUBSCRIBER_SECONDS ends that wait.
+        self.throttled_by = subscriber
+        if self.backlog is None:
+            self.backlog = deque()
+        self.transport.pause_reading()
+        if subscriber.blocked_publishers is None:
+            subscriber.blocked_publishers = []
+            subscriber.stall_timer = self.broker.loop.call_later(STALLED_SUBSCRIBER_SECONDS, subscriber.declare_stalled)
+        subscriber.blocked_publishers.append(self)
+
+    def check_drained(self) -> None:
+        """Release the waiting publishers once this subscriber's queue and output buffer have drained."""
+        slot = self.slot
+        session = slot.session if slot is not None else None
+        if self.output_full() or (session is not None and not session.is_drained()):
+            return
+        if self.stalled:
+            self.stalled = False
+            logger.info("Client %r from %s caught up with its messages; publishers wait for it again when it "
+                        "falls behind.", slot.client_id if slot is not None else "", self.peer)
+        if self.blocked_publishers is not None:
+            self.release_publishers()
+
+    def release_publishers(self) -> None:
+        """Let every publisher that waits for this subscriber be read again, in the next loop iteration."""
+        publishers = self.blocked_publishers or ()
+        self.blocked_publishers = None
+        if self.stall_timer is not None:
+            self.stall_timer.cancel()
+            self.stall_timer = None
+        call_soon = self.broker.loop.call_soon
+        for publisher in publishers:
+            if publisher.throttled_by is self:
+                publisher.throttled_by = None
+                call_soon(publisher.continue_reading)
+
+    def declare_stalled(self) -> None:
+        """Stop holding publishers back for a subscriber that stayed congested for STALLED_SUBSCRIBER_SECONDS."""
+        self.stall_timer = None
+        if self.closing:
+            return
+        self.stalled = True
+        slot = self.slot
+        session = slot.session if slot is not None else None
+        logger.warning(
+            "Client %r from %s stayed congested for %.1f seconds with %d messages queued and %d bytes buffered, "
+            "so publishers no longer wait for it (%d were waiting). Until it catches up, its oldest queued messages "
+            "are dropped when its queue is full and QoS 0 messages are dropped while its buffer is full. If the "
+            "client is only slow, raise max_queued_messages or outgoing_high_water.",
+            slot.client_id if slot is not None else "", self.peer, STALLED_SUBSCRIBER_SECONDS,
+            len(session.queue) if session is not None else 0,
+            self.transport.get_write_buffer_size() + self.pending_size, len(self.blocked_publishers or ()),
+        )
+        self.release_publishers()
 
     def on_puback(self, packet: Puback) -> None:
         session = self.slot.session
         if session.on_puback(packet.packet_id) and not self.write_paused:
-            self.write_all(session.send_queued())
+            self.send_all(session.send_queued())
 
     def on_pubrec(self, packet: Pubrec) -> None:
-        self.transport.write(self.slot.session.on_pubrec(packet.packet_id))
+        self.send(self.slot.session.on_pubrec(packet.packet_id))
 
     def on_pubrel(self, packet: Pubrel) -> None:
-        self.transport.write(self.slot.session.on_pubrel(packet.packet_id))
+        self.send(self.slot.session.on_pubrel(packet.packet_id))
 
     def on_pubcomp(self, packet: Pubcomp) -> None:
         session = self.slot.session
         if session.on_pubcomp(packet.packet_id) and not self.write_paused:
-            self.write_all(session.send_queued())
+            self.send_all(session.send_queued())
 
     def on_subscribe(self, packet: Subscribe) -> None:
         broker = self.broker
@@ -544,27 +752,27 @@ class Connection(asyncio.Protocol):
             broker.router.subscribe(session, topic_filter, qos)
             return_codes.append(qos)
             granted.append((topic_filter, qos))
-        self.transport.write(encode(Suback(packet.packet_id, tuple(return_codes))))
+        self.send(encode(Suback(packet.packet_id, tuple(return_codes))))
 
         # Retained messages follow the SUBACK, each at most at the granted QoS.
         for topic_filter, qos in granted:
             for message in broker.retained.match(topic_filter):
                 delivery_qos = min(qos, message.qos)
-                if delivery_qos == 0 and self.write_paused:
+                if delivery_qos == 0 and self.output_full():
                     broker.stats.qos0_dropped_slow += 1
                     continue
                 data = session.deliver(message, delivery_qos)
                 if data is not None:
-                    self.write_all([data])
+                    self.send_all([data])
 
     def on_unsubscribe(self, packet: Unsubscribe) -> None:
         session = self.slot.session
         for topic_filter in packet.topic_filters:
             self.broker.router.unsubscribe(session, topic_filter)
-        self.transport.write(encode_ack(UNSUBACK_FIRST_BYTE, packet.packet_id))
+        self.send(encode_ack(UNSUBACK_FIRST_BYTE, packet.packet_id))
 
     def on_pingreq(self, packet: Pingreq) -> None:
-        self.transport.write(PINGRESP_BYTES)
+        self.send(PINGRESP_BYTES)
 
     def on_disconnect(self, packet: Disconnect) -> None:
         self.clean_disconnect = True
@@ -634,9 +842,10 @@ async def serve(
     startup_seconds = time.time() - process_start_time()
     settings = config.pool
     logger.info(
-        "Listening on %s:%d with a pool of %d preheated slots (max pool %d, max connections %d); RSS %s (baseline %s).",
+        "Listening on %s:%d with a pool of %d preheated slots (max pool %d, max connections %d); RSS %s (baseline %s); "
+        "event loop %s.",
         host, port, pool.preheated, pool.settings.max_pool_size if not settings.legacy else settings.max_clients_pool,
-        settings.max_connections, format_megabytes(startup_rss), format_megabytes(baseline_rss),
+        settings.max_connections, format_megabytes(startup_rss), format_megabytes(baseline_rss), event_loop_name(loop),
     )
     metrics_server = None
     if config.metrics_port is not None:
@@ -672,7 +881,9 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        logger.info("Stopping: closing the listener and %d connections.", len(broker.connections))
+        open_connections = len(broker.connections)
+        logger.info("Stopping: closing the listener and %d %s.", open_connections,
+                    "connection" if open_connections == 1 else "connections")
         server.close()
         for task in tasks:
             task.cancel()
@@ -704,7 +915,10 @@ async def _wait_for_connections(broker: Broker) -> None:
     await asyncio.sleep(0)
 
 
-def _new_event_loop() -> asyncio.AbstractEventLoop:
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """Create a uvloop event loop, or asyncio's default one without uvloop or with NO_UVLOOP_VARIABLE set."""
+    if os.environ.get(NO_UVLOOP_VARIABLE, "").strip() not in ("", "0"):
+        return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:
@@ -712,9 +926,23 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run(config: BrokerConfig, ready_file: Path | None = None, baseline_rss: int | None = None) -> int:
-    """Run the broker until SIGINT or SIGTERM and return the exit code."""
-    loop = _new_event_loop()
+def event_loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """Return "uvloop" for a uvloop loop and "asyncio" for any other."""
+    return "uvloop" if type(loop).__module__.partition(".")[0] == "uvloop" else "asyncio"
+
+
+def run(
+    config: BrokerConfig,
+    ready_file: Path | None = None,
+    baseline_rss: int | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> int:
+    """Run the broker on `loop` (a new one from new_event_loop by default) until SIGINT or SIGTERM.
+
+    Return the exit code. The loop is closed afterwards.
+    """
+    if loop is None:
+        loop = new_event_loop()
     asyncio.set_event_loop(loop)
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -18,6 +18,13 @@ _UINT16 = struct.Struct(">H")
 # Packet identifiers are 16-bit and 0 is not allowed (MQTT 3.1.1, 2.3.1).
 MAX_PACKET_ID = 65535
 
+# A connected client's queue is congested at 1/2 of max_queued and drained again at 1/4.
+# The server stops reading publishers while a subscriber is congested. The free half takes
+# the messages already on their way, one per publisher and per fan-out in progress. The gap
+# between the two marks keeps publishers from being paused and resumed for every message.
+QUEUE_HIGH_WATER_DIVISOR = 2
+QUEUE_LOW_WATER_DIVISOR = 4
+
 
 def encode_ack(first_byte: int, packet_id: int) -> bytes:
     """Encode PUBACK (0x40), PUBREC (0x50), PUBREL (0x62) or PUBCOMP (0x70) for `packet_id`."""
@@ -80,13 +87,14 @@ class Message:
 class Session:
     """State of one client id, kept across connections unless the client asked for a clean session.
 
-    Outgoing QoS 1 and 2 messages go in flight up to `max_inflight`; the rest wait in a queue
-    of at most `max_queued` messages, which also keeps messages for an offline client.
+    Outgoing QoS 1 and 2 messages go in flight up to `max_inflight`, and the rest wait in a
+    queue of at most `max_queued` messages, which also keeps messages for an offline client.
+    Past that bound the oldest queued message is dropped.
     """
 
     __slots__ = (
         "client_id", "clean_session", "subscriptions", "connection", "max_inflight", "max_queued",
-        "inflight", "queue", "incoming_qos2", "dropped", "_next_packet_id",
+        "queue_high_water", "queue_low_water", "inflight", "queue", "incoming_qos2", "dropped", "_next_packet_id",
     )
 
     def __init__(self, client_id: str, clean_session: bool, max_inflight: int, max_queued: int) -> None:
@@ -98,6 +106,8 @@ class Session:
         self.connection: object | None = None
         self.max_inflight = max_inflight
         self.max_queued = max_queued
+        self.queue_high_water = max(1, max_queued // QUEUE_HIGH_WATER_DIVISOR)
+        self.queue_low_water = max_queued // QUEUE_LOW_WATER_DIVISOR
         # Packet id -> (message, QoS, released). `released` is True once PUBREC arrived and
         # PUBREL went out, so only PUBCOMP is still awaited. Insertion order is send order.
         self.inflight: dict[int, tuple[Message, int, bool]] = {}
@@ -117,9 +127,18 @@ class Session:
         """
         if not qos:
             return message.encode(0)
+        data = self.try_send(message, qos)
+        if data is None:
+            self.enqueue(message, qos)
+        return data
+
+    def try_send(self, message: Message, qos: int) -> bytes | None:
+        """Put a QoS 1 or 2 message in flight and return its PUBLISH, or return None without queueing it.
+
+        The message goes in flight only while the window has room and nothing is queued ahead of it.
+        """
         if len(self.inflight) < self.max_inflight and not self.queue:
             return self._send(message, qos)
-        self.enqueue(message, qos)
         return None
 
     def enqueue(self, message: Message, qos: int) -> bool:
@@ -133,6 +152,14 @@ class Session:
             nothing_dropped = False
         self.queue.append((message, qos))
         return nothing_dropped
+
+    def is_congested(self) -> bool:
+        """Tell whether the queue has reached its high-water mark, half of `max_queued` and at least 1."""
+        return len(self.queue) >= self.queue_high_water
+
+    def is_drained(self) -> bool:
+        """Tell whether the queue is down to its low-water mark, a quarter of `max_queued`."""
+        return len(self.queue) <= self.queue_low_water
 
     def send_queued(self) -> list[bytes]:
         """Move queued messages in flight while the window has room, and return their PUBLISH packets."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from broker import codec
 from broker.packets import Publish, Pubcomp, Pubrel
 from broker.session import Message, Session, SessionStore
@@ -76,6 +78,68 @@ def test_queued_messages_keep_order_behind_earlier_ones():
 
     assert session.deliver(Message("t", b"c", 1), 1) is None
     assert [m.payload for m, _ in session.queue] == [b"b", b"c"]
+
+
+def test_try_send_leaves_full_window_unqueued():
+    session = make_session(max_inflight=1)
+    first = session.try_send(Message("t", b"a", 1), 1)
+
+    second = session.try_send(Message("t", b"b", 1), 1)
+
+    assert decode_publish(first).payload == b"a"
+    assert second is None
+    assert len(session.inflight) == 1
+    assert len(session.queue) == 0
+
+
+def test_try_send_waits_behind_queued_messages():
+    session = make_session(max_inflight=1)
+    session.deliver(Message("t", b"a", 1), 1)
+    session.deliver(Message("t", b"b", 1), 1)
+    session.inflight.clear()
+
+    assert session.try_send(Message("t", b"c", 1), 1) is None
+    assert [m.payload for m, _ in session.queue] == [b"b"]
+
+
+@pytest.mark.parametrize(
+    ("max_queued", "high_water", "low_water"),
+    [(1, 1, 0), (2, 1, 0), (5, 2, 1), (50, 25, 12), (1000, 500, 250)],
+)
+def test_queue_water_marks_follow_max_queued(max_queued, high_water, low_water):
+    session = make_session(max_queued=max_queued)
+
+    assert session.queue_high_water == high_water
+    assert session.queue_low_water == low_water
+
+
+def test_queue_congested_at_half_and_drained_at_quarter():
+    session = make_session(max_inflight=1, max_queued=8)
+    session.deliver(Message("t", b"in flight", 1), 1)
+    states = []
+    for number in range(6):
+        session.deliver(Message("t", bytes([number]), 1), 1)
+        states.append((len(session.queue), session.is_congested(), session.is_drained()))
+
+    assert states == [
+        (1, False, True), (2, False, True), (3, False, False),
+        (4, True, False), (5, True, False), (6, True, False),
+    ]
+
+
+def test_queue_drains_as_acknowledgements_arrive():
+    session = make_session(max_inflight=1, max_queued=8)
+    packet_id = decode_publish(session.deliver(Message("t", b"first", 1), 1)).packet_id
+    for number in range(4):
+        session.deliver(Message("t", bytes([number]), 1), 1)
+    drained = []
+    while session.queue:
+        assert session.on_puback(packet_id) is True
+        packet_id = decode_publish(session.send_queued()[0]).packet_id
+        drained.append(session.is_drained())
+
+    assert session.is_congested() is False
+    assert drained == [False, True, True, True]
 
 
 def test_offline_queue_drops_oldest_past_its_bound():
