@@ -1,6 +1,9 @@
-"""Resident set size of this process, read with psutil."""
+"""Resident set size and age of this process."""
 
 from __future__ import annotations
+
+import os
+import time
 
 import psutil
 
@@ -15,9 +18,25 @@ def current_rss() -> int:
     return _PROCESS.memory_info().rss
 
 
-def process_start_time() -> float:
-    """Return when this process started, in seconds since the epoch."""
-    return _PROCESS.create_time()
+def process_age() -> float:
+    """Return the seconds since this process started.
+
+    On Linux both ends are read relative to boot (/proc/self/stat's start time and
+    /proc/uptime), with the kernel's clock-tick resolution. psutil's create_time adds the
+    boot time, which /proc/stat gives in whole seconds, so its difference from time.time()
+    can be off by up to a second; it is the fallback elsewhere.
+    """
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat_file:
+            # The command name in field 2 may contain spaces, so count fields after its ')'.
+            fields = stat_file.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as uptime_file:
+            uptime = float(uptime_file.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return time.time() - _PROCESS.create_time()
+    # Field 22 (starttime) is the 20th after the command name and the state.
+    started_after_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return uptime - started_after_boot
 
 
 def format_megabytes(size: int) -> str:

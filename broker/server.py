@@ -44,7 +44,7 @@ from broker.packets import (
 from broker.pool import ClientPool
 from broker.retained import RetainedStore
 from broker.router import Router
-from broker.rss import current_rss, format_megabytes, process_start_time
+from broker.rss import current_rss, format_megabytes, process_age
 from broker.session import PUBACK, PUBREC, Message, Session, SessionStore, encode_ack
 from broker.stats import BrokerStats, metric_values, sys_topics
 from broker.topics import InvalidTopicError, validate_topic_filter, validate_topic_name
@@ -839,7 +839,7 @@ async def serve(
         ) from error
     host, port = server.sockets[0].getsockname()[:2]
     startup_rss = current_rss()
-    startup_seconds = time.time() - process_start_time()
+    startup_seconds = process_age()
     settings = config.pool
     logger.info(
         "Listening on %s:%d with a pool of %d preheated slots (max pool %d, max connections %d); RSS %s (baseline %s); "
