@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 # Comments added beside each new key, by language. Chinese is used when the file's own
-# comments are mostly Chinese; everything else gets English.
+# comments are mostly Chinese, and English otherwise.
 KEY_COMMENTS = {
     "en": {
         "initial_pool_size": "client objects preheated at startup",
@@ -30,7 +30,10 @@ def _is_han(character: str) -> bool:
 
 
 def comment_language(comments: Iterable[str]) -> str:
-    """Return "zh" when the comments hold more Han characters than Latin letters, else "en"."""
+    """Return "zh" when the comments hold Han characters at least half as many as Latin letters, else "en".
+
+    A Chinese comment often quotes English key names, so Han text counts double.
+    """
     han = latin = 0
     for comment in comments:
         for character in comment:
