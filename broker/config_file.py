@@ -323,9 +323,11 @@ def config_from_document(
     limits = reader.read_limits(values)
     broker = reader.read_broker(values)
     access = reader.read_access(values, base)
+    near_misses = reader.near_misses()
     if reader.problems or pool is None:
-        raise SettingsError(reader.problems)
-    return BrokerConfig(pool=pool, limits=limits, access=access, warnings=tuple(reader.near_misses()), **broker)
+        # A misspelt key is often the cause of the errors it leaves behind, so it comes first.
+        raise SettingsError([*near_misses, *reader.problems])
+    return BrokerConfig(pool=pool, limits=limits, access=access, warnings=tuple(near_misses), **broker)
 
 
 _TOML_POSITION = re.compile(r"at line (\d+), column (\d+)")

@@ -297,3 +297,16 @@ def test_stop_line_counts_connections(launcher, paho, clients, phrase):
     assert broker.stop() == 0
 
     broker.wait_for_log(rf"Stopping: closing the listener and {re.escape(phrase)}$")
+
+
+def test_misspelt_key_listed_with_the_errors_it_causes(tmp_path):
+    path = tmp_path / "typo.toml"
+    path.write_text("[pool]\ninital_pool_size = 10\nmax_pool_size = 100\n", encoding="utf-8")
+
+    with pytest.raises(SettingsError) as raised:
+        load_config(path)
+
+    first, *rest = raised.value.problems
+    assert first.startswith(f"{path}:2: inital_pool_size is not a broker setting")
+    assert "Did you mean initial_pool_size?" in first
+    assert any("max_pool_size is only 100" in problem for problem in rest)
