@@ -27,6 +27,10 @@ ScenarioName = enum.Enum("ScenarioName", {name: name for name in scenarios.PRESE
 # The levels `python -m broker --log-level` accepts.
 LogLevel = enum.Enum("LogLevel", {name: name for name in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")}, type=str)
 
+# Flags take no value, so their help shows no type in place of one.
+FLAG = ""
+_PRESET_CHOICES = ", ".join(scenarios.PRESET_NAMES)
+
 PathsArgument = Annotated[
     list[Path],
     typer.Argument(help="TOML files, Zig files or folders (searched recursively for *.toml with pool keys and *.zig)."),
@@ -56,14 +60,16 @@ def _abort_notice(results: list[FileResult]) -> None:
 @app.command()
 def convert(
     paths: PathsArgument,
-    scenario: Annotated[ScenarioName, typer.Option(help="Preset whose values are written.")] = ScenarioName.default,
+    scenario: Annotated[
+        ScenarioName, typer.Option(metavar="NAME", help=f"Preset whose values are written: one of {_PRESET_CHOICES}.")
+    ] = ScenarioName.default,
     initial_pool_size: Annotated[Optional[int], typer.Option(help="INITIAL_POOL_SIZE to write, overriding the preset.")] = None,
     max_pool_size: Annotated[Optional[int], typer.Option(help="MAX_POOL_SIZE to write, overriding the preset.")] = None,
-    keep_limits: Annotated[bool, typer.Option("--keep-limits", help="Leave MAX_CONNECTIONS, IO_ENTRIES and FORWARD_BATCH_SIZE as they are.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print a unified diff per file and write nothing.")] = False,
-    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 when any file still needs converting.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary instead of text.")] = False,
-    no_backup: Annotated[bool, typer.Option("--no-backup", help="Write no backup and no journal beside each file.")] = False,
+    keep_limits: Annotated[bool, typer.Option("--keep-limits", metavar=FLAG, help="Leave MAX_CONNECTIONS, IO_ENTRIES and FORWARD_BATCH_SIZE as they are.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar=FLAG, help="Print a unified diff per file and write nothing.")] = False,
+    check: Annotated[bool, typer.Option("--check", metavar=FLAG, help="Write nothing; exit 1 when any file still needs converting.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar=FLAG, help="Print a JSON summary instead of text.")] = False,
+    no_backup: Annotated[bool, typer.Option("--no-backup", metavar=FLAG, help="Write no backup and no journal beside each file.")] = False,
 ) -> None:
     """Replace MAX_CLIENTS_POOL by INITIAL_POOL_SIZE and MAX_POOL_SIZE, keeping every other byte."""
     options = ConvertOptions(
@@ -92,9 +98,9 @@ def convert(
 @app.command()
 def rollback(
     paths: PathsArgument,
-    force: Annotated[bool, typer.Option("--force", help="Reverse the conversion in place even when the file was edited since.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print a unified diff per file and write nothing.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary instead of text.")] = False,
+    force: Annotated[bool, typer.Option("--force", metavar=FLAG, help="Reverse the conversion in place even when the file was edited since.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar=FLAG, help="Print a unified diff per file and write nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar=FLAG, help="Print a JSON summary instead of text.")] = False,
 ) -> None:
     """Restore the original bytes from the backup, or reverse the conversion in place."""
     results = plan_rollback(paths, force=force)
@@ -115,7 +121,7 @@ def rollback(
 
 @app.command()
 def presets(
-    as_json: Annotated[bool, typer.Option("--json", help="Print the presets as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar=FLAG, help="Print the presets as JSON.")] = False,
 ) -> None:
     """List every preset with its values and memory targets."""
     console, _ = _consoles()

@@ -9,7 +9,7 @@ from typing import Any
 
 import scenarios
 from broker.config import ALL_POOL_KEYS, LEGACY_POOL_KEY, LIMIT_KEYS, POOL_KEYS
-from migrate.discover import Target, expand_paths
+from migrate.discover import Target, expand_paths, unsupported_file_message
 from migrate.files import InputError, read_text, sha256
 from migrate.journal import Journal, backup_path, journal_path
 from migrate.results import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, FileResult
@@ -58,6 +58,10 @@ def plan_convert(paths: list[Path], options: ConvertOptions) -> list[FileResult]
     values = options.target_values()
     results = []
     for target in expand_paths(paths):
+        unsupported = unsupported_file_message(target)
+        if unsupported is not None:
+            results.append(FileResult(target.path, target.kind, "error", unsupported, EXIT_UNREADABLE))
+            continue
         try:
             if target.kind == "zig":
                 result = _plan_zig(target, values, options)
@@ -93,7 +97,7 @@ def _plan_toml(target: Target, values: dict[str, int], options: ConvertOptions) 
         other = f"line {new[0].line}" if new else "an inline table"
         return FileResult(
             path, "toml", "conflict",
-            f"{path}:{legacy[0].line if legacy else 1}: conflict: MAX_CLIENTS_POOL ({where}) and the new pool keys ({other}) "
+            f"{path}:{legacy[0].line if legacy else 1}: MAX_CLIENTS_POOL ({where}) and the new pool keys ({other}) "
             "are both set, so the intended values are unclear. Remove one of them by hand, then run the command again.",
             EXIT_INVALID,
         )
@@ -157,7 +161,7 @@ def _plan_zig(target: Target, values: dict[str, int], options: ConvertOptions) -
     if state == "conflict":
         return FileResult(
             path, "zig", "conflict",
-            f"{path}:{_zig_legacy_line(text)}: conflict: MAX_CLIENTS_POOL and INITIAL_POOL_SIZE/MAX_POOL_SIZE are all declared, "
+            f"{path}:{_zig_legacy_line(text)}: MAX_CLIENTS_POOL and INITIAL_POOL_SIZE/MAX_POOL_SIZE are all declared, "
             "so the intended values are unclear. Remove one of them by hand, then run the command again.",
             EXIT_INVALID,
         )
@@ -194,7 +198,7 @@ def _zig_legacy_line(text: str) -> int:
 def _would_convert(path: Path, kind: str, data: bytes, text: str, new_text: str, changes: list[dict[str, Any]]) -> FileResult:
     # The backup is named only once it is written.
     return FileResult(
-        path, kind, "would-convert", f"{path}: would be converted.", EXIT_OK,
+        path, kind, "would-convert", f"{path}: has MAX_CLIENTS_POOL to replace.", EXIT_OK,
         original_text=text, new_text=new_text, original_bytes=data, changes=changes,
     )
 
@@ -220,6 +224,7 @@ def apply_convert(results: list[FileResult], options: ConvertOptions) -> None:
                 values=options.target_values(),
                 keep_limits=options.keep_limits,
                 backup=backup_path(result.path).name,
+                originals=_toml_originals(result, options),
             )
             transaction.write(backup_path(result.path), result.original_bytes, mode)
             transaction.write(journal_path(result.path), journal.to_bytes(), 0o644)
@@ -230,7 +235,18 @@ def apply_convert(results: list[FileResult], options: ConvertOptions) -> None:
         if result.status == "would-convert":
             result.status = "converted"
             result.backup = backup_path(result.path) if options.backup else None
-            result.message = f"{result.path}: converted." + (f" Backup: {result.backup}." if result.backup else "")
+            if result.backup is not None:
+                result.message = f"{result.path}: backup in {result.backup}."
+            else:
+                result.message = f"{result.path}: no backup or journal written (--no-backup)."
+
+
+def _toml_originals(result: FileResult, options: ConvertOptions) -> dict[str, Any] | None:
+    if result.kind != "toml" or result.original_text is None:
+        return None
+    from migrate.toml_originals import record_originals
+
+    return record_originals(result.original_text, options.target_values(), path=str(result.path)).to_json()
 
 
 def _journal_kind(result: FileResult) -> str:

@@ -26,6 +26,18 @@ def file_kind(path: Path) -> str:
     return "zig" if path.suffix == ".zig" else "toml"
 
 
+# The suffixes of the files the commands rewrite; a folder walk finds only these.
+CONFIG_SUFFIXES = (".toml", ".zig")
+
+
+def unsupported_file_message(target: Target) -> str | None:
+    """Return the error for a file named on the command line that is neither TOML nor Zig, else None."""
+    # A missing file is reported as not found when it is read.
+    if not target.explicit or not target.path.is_file() or target.path.suffix.lower() in CONFIG_SUFFIXES:
+        return None
+    return f"{target.path}: not a TOML (.toml) or Zig (.zig) file; name a config file or a folder."
+
+
 def _mentions_pool_keys(path: Path) -> bool:
     """Tell cheaply whether a file names any pool key, so unrelated TOML files are skipped unread."""
     try:
@@ -42,7 +54,7 @@ def _walk(folder: Path) -> list[Path]:
         relative = path.relative_to(folder)
         if any(part.startswith(".") or part in _SKIPPED_FOLDERS for part in relative.parts[:-1]):
             continue
-        if path.is_file() and path.suffix in (".toml", ".zig"):
+        if path.is_file() and path.suffix in CONFIG_SUFFIXES:
             files.append(path)
     return files
 

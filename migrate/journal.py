@@ -59,6 +59,9 @@ class Journal:
     tool_version: str = field(default_factory=tool_version)
     backup: str | None = None
     format: int = JOURNAL_FORMAT
+    # For TOML: the legacy and limit values before conversion, as TomlOriginals.to_json
+    # writes them. None in journals written before it was recorded, and for Zig.
+    originals: dict[str, Any] | None = None
 
     def to_bytes(self) -> bytes:
         return (json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n").encode("utf-8")

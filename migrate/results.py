@@ -45,7 +45,9 @@ class FileResult:
             "status": self.status,
             "message": self.message,
             "changes": self.changes,
-            "backup": str(self.backup) if self.backup else None,
+            # Only a file that exists now is named; a removed backup is listed under "removed".
+            "backup": str(self.backup) if self.backup is not None and self.backup.exists() else None,
+            "removed": [] if self.status.startswith("would-") else [str(p) for p in self.removals],
         }
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from migrate.convert import zig_module
-from migrate.discover import Target, expand_paths
+from migrate.discover import Target, expand_paths, unsupported_file_message
 from migrate.files import InputError, decode_text, read_bytes, read_text, sha256
 from migrate.journal import Journal, backup_path, journal_path, read_journal, rollback_backup_path
 from migrate.results import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, FileResult
+from migrate.toml_originals import TomlOriginals, record_originals
 from migrate.toml_rewrite import TomlRewriteError, convert_toml, revert_toml
 from migrate.transaction import FileTransaction
 
@@ -31,6 +32,9 @@ def plan_rollback(paths: list[Path], *, force: bool) -> list[FileResult]:
 def _plan_file(target: Target, *, force: bool) -> FileResult | None:
     path = target.path
     journal = read_journal(path)
+    unsupported = unsupported_file_message(target)
+    if journal is None and unsupported is not None:
+        return FileResult(path, target.kind, "error", unsupported, EXIT_UNREADABLE)
     data, text = read_text(path)
     if journal is None:
         reverse = _plan_reverse(target, data, text, reason="no backup")
@@ -54,19 +58,41 @@ def _plan_file(target: Target, *, force: bool) -> FileResult | None:
     backup_bytes = _read_backup(backup)
     if current == journal.sha256_after and backup_bytes is not None and sha256(backup_bytes) == journal.sha256_before:
         return FileResult(
-            path, target.kind, "would-restore", f"{path}: would be restored from {backup}.",
+            path, target.kind, "would-restore", f"{path}: the original bytes in {backup} would be written back.",
             original_text=text, new_text=decode_text(backup, backup_bytes), original_bytes=data,
             new_bytes=backup_bytes, removals=removals, backup=backup,
         )
 
+    originals = _originals(path, journal, backup_bytes)
     if backup_bytes is None and current == journal.sha256_after:
-        return _plan_reverse(target, data, text, reason=f"the backup {backup} is missing", removals=removals)
+        return _plan_reverse(target, data, text, reason=f"the backup {backup} is missing", removals=removals, originals=originals)
     if force:
-        return _plan_reverse(target, data, text, reason="--force", removals=removals)
+        # The backup is the only copy of the original bytes, so only an exact restore removes it.
+        kept = [p for p in removals if p != backup]
+        return _plan_reverse(target, data, text, reason="--force", removals=kept, originals=originals)
     return FileResult(
         path, target.kind, "changed", _changed_message(path, text, journal, backup_bytes), EXIT_INVALID,
         original_text=text, original_bytes=data,
     )
+
+
+def _originals(path: Path, journal: Journal, backup_bytes: bytes | None) -> TomlOriginals | None:
+    """Return the values before conversion from the journal, else from an intact backup; None when neither has them."""
+    if journal.kind != "toml":
+        # TODO: record Zig originals too; a forced Zig rollback writes MAX_CLIENTS_POOL = MAX_POOL_SIZE.
+        return None
+    if journal.originals is not None:
+        try:
+            return TomlOriginals.from_json(journal.originals)
+        except (KeyError, TypeError):
+            pass
+    if backup_bytes is None or sha256(backup_bytes) != journal.sha256_before:
+        return None
+    try:
+        original = decode_text(path, backup_bytes)
+        return record_originals(original, journal.values, path=str(backup_path(path)))
+    except (InputError, TomlRewriteError):
+        return None
 
 
 def _read_backup(backup: Path) -> bytes | None:
@@ -93,7 +119,7 @@ def _changed_message(path: Path, text: str, journal: Journal, backup_bytes: byte
     else:
         restore = f"to discard those edits, copy {backup} over {path} by hand"
     return (
-        f"{path}: changed since it was converted on {journal.converted_at} ({difference}), so rollback stopped. "
+        f"{path}: edited since it was converted on {journal.converted_at} ({difference}), so rollback stopped. "
         f"Run `poolmigrate rollback --force {path}` to reverse the conversion and keep the edits; {restore}."
     )
 
@@ -145,14 +171,19 @@ def _line_ranges(lines: list[int]) -> str:
     return ", ".join(ranges)
 
 
-def _plan_reverse(target: Target, data: bytes, text: str, *, reason: str, removals: list[Path] | None = None) -> FileResult | None:
-    """Reverse the conversion on the current text: MAX_CLIENTS_POOL = MAX_POOL_SIZE."""
+def _plan_reverse(
+    target: Target, data: bytes, text: str, *, reason: str, removals: list[Path] | None = None, originals: TomlOriginals | None = None
+) -> FileResult | None:
+    """Reverse the conversion on the current text, with the values before conversion when `originals` has them.
+
+    Without them MAX_CLIENTS_POOL = MAX_POOL_SIZE.
+    """
     path = target.path
     removals = removals or []
     changes: list[dict[str, Any]] = []
     try:
         if target.kind == "toml":
-            rewrite = revert_toml(text, path=str(path))
+            rewrite = revert_toml(text, path=str(path), originals=originals)
             new_text = rewrite.text if rewrite else None
             changes = [c.as_dict() for c in rewrite.changes] if rewrite else []
         else:
@@ -197,7 +228,7 @@ def _plan_reverse(target: Target, data: bytes, text: str, *, reason: str, remova
         )
     return FileResult(
         path, target.kind, "would-revert",
-        f"{path}: would be reverted in place ({reason}); its current bytes would be kept in {keep}.",
+        f"{path}: the conversion would be undone in place ({reason}), keeping its current bytes in {keep}.",
         original_text=text, new_text=new_text, original_bytes=data, changes=changes, removals=removals,
         rollback_backup=keep,
     )
@@ -225,14 +256,16 @@ def apply_rollback(results: list[FileResult]) -> None:
             result.status = done[result.status]
             result.message = result.message.replace("would be ", "").replace(" will be ", " were ")
             if result.status == "restored":
-                result.message = f"{result.path}: restored the original bytes from {result.backup}; backup and journal removed."
+                result.message = f"{result.path}: original bytes written back from {result.backup}; backup and journal removed."
             elif result.status == "reverted":
                 result.backup = result.rollback_backup
-                removed = "; the backup and journal were removed" if result.removals else ""
-                result.message = (
-                    f"{result.path}: reverted in place to MAX_CLIENTS_POOL; "
-                    f"its previous bytes were kept in {result.rollback_backup}{removed}."
-                )
+                result.message = f"{result.path}: MAX_CLIENTS_POOL is back in place; its previous bytes were kept in {result.rollback_backup}"
+                original = backup_path(result.path)
+                if original.exists():
+                    result.message += f"; the original bytes stay in {original}, delete it once the result is right"
+                if result.removals:
+                    result.message += f"; removed {', '.join(str(p) for p in result.removals)}"
+                result.message += "."
 
 
 def rollback_exit_code(results: list[FileResult]) -> int:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomlkit
 import tomlkit.exceptions
@@ -24,6 +26,10 @@ from migrate.legacy_comment import comment_key
 from migrate.number_style import format_decimal, separator_group, write_number
 from migrate.toml_scan import ScannedDocument, Statement, scan
 from migrate.toml_units import statement_value, unit_statements
+
+if TYPE_CHECKING:
+    from migrate.toml_originals import TomlOriginals
+
 # Gap before an end-of-line comment when the file has none to copy.
 _DEFAULT_COMMENT_GAP = "  "
 
@@ -82,12 +88,42 @@ class Rewrite:
 
 
 def parse_toml(text: str, *, path: str) -> dict[str, Any]:
-    """Parse `text` with tomlkit and return plain Python values; raise TomlSyntaxError when invalid."""
+    """Parse `text` with tomlkit and return plain Python values; raise TomlSyntaxError when invalid.
+
+    tomllib words most syntax errors more precisely than tomlkit, so its reason and
+    position are reported when it rejects the text too.
+    """
     try:
         return tomlkit.parse(text).unwrap()
     except tomlkit.exceptions.ParseError as error:
-        reason = str(error).split(" at line ")[0]
-        raise TomlSyntaxError(path, error.line, error.col, f"invalid TOML: {reason}. Fix the syntax, then run the command again.") from None
+        # tomlkit counts columns from 0; messages count from 1.
+        reason, line, column = str(error).split(" at line ")[0], error.line, error.col + 1
+    described = _tomllib_error(text)
+    if described is not None:
+        reason, line, column = described
+    reason = reason.rstrip(".")
+    raise TomlSyntaxError(path, line, column, f"invalid TOML: {reason}. Fix the syntax, then run the command again.")
+
+
+# The position suffix of tomllib's messages (Python 3.11 and 3.12 give no attributes for it).
+_TOMLLIB_POSITION = re.compile(r"^(?P<reason>.*) \((?:at line (?P<line>\d+), column (?P<column>\d+)|at end of document)\)$", re.S)
+
+
+def _tomllib_error(text: str) -> tuple[str, int, int] | None:
+    """Return tomllib's reason, 1-based line and 1-based column for invalid `text`, or None when it gives none."""
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        match = _TOMLLIB_POSITION.match(str(error))
+        if match is None:
+            return None
+        if match["line"] is not None:
+            return match["reason"], int(match["line"]), int(match["column"])
+        # At the end of the document: the column after the last character.
+        last_line = text.splitlines()[-1] if text.splitlines() and not text.endswith(("\n", "\r")) else ""
+        line = text.count("\n") + 1
+        return match["reason"], line, len(last_line) + 1
+    return None
 
 
 def classify_toml(document: Mapping[str, Any]) -> str:
@@ -301,11 +337,13 @@ def _number_changes(text: str, edits: list[tuple[int, int, str]], pending: list[
     return changes
 
 
-def revert_toml(text: str, *, path: str) -> Rewrite | None:
-    """Put MAX_CLIENTS_POOL = MAX_POOL_SIZE back in place of the pool keys and drop expansion keys.
+def revert_toml(text: str, *, path: str, originals: TomlOriginals | None = None) -> Rewrite | None:
+    """Put MAX_CLIENTS_POOL back in place of the pool keys and drop expansion keys.
 
-    Limit keys that a conversion added stay, because the legacy broker accepts them.
-    Returns None when the document has no pool keys to revert.
+    With `originals`, each table gets back the legacy literal it had before conversion, the
+    limit keys the conversion added are removed and the ones it updated get their old
+    literals. Without them MAX_CLIENTS_POOL = MAX_POOL_SIZE, and limit keys stay, because the
+    legacy broker accepts them. Returns None when the document has no pool keys to revert.
     """
     document = parse_toml(text, path=path)
     scanned = scan(text)
@@ -329,7 +367,10 @@ def revert_toml(text: str, *, path: str) -> Rewrite | None:
     for table_path, statements in groups.items():
         first = statements[0]
         ceiling = next((s for s in statements if s.name == "max_pool_size"), None)
-        if ceiling is not None:
+        original = originals.legacy.get(table_path) if originals is not None else None
+        if original is not None:
+            value, value_raw = original
+        elif ceiling is not None:
             value_raw = text[ceiling.value_start : ceiling.value_end]
             value = statement_value(document, ceiling)
         else:
@@ -360,7 +401,9 @@ def revert_toml(text: str, *, path: str) -> Rewrite | None:
             _delete_path(expected, statement.path, statement.key[-1])
             removed.append(Change("removed", statement.name, statement.line, old, None, _written(text, statement)))
         _set_path(expected, table_path, legacy_name.strip("'\""), value)
-        pending.append((first.line_start, 0, Change("restored", LEGACY_POOL_KEY, 0, None, value, None, legacy_statement)))
+        # "restored" only when the value is the one the file had before conversion.
+        action = "restored" if original is not None else "set"
+        pending.append((first.line_start, 0, Change(action, LEGACY_POOL_KEY, 0, None, value, None, legacy_statement)))
         for statement in statements[1:]:
             edits.append(_line_removal(text, statement))
 
@@ -371,10 +414,45 @@ def revert_toml(text: str, *, path: str) -> Rewrite | None:
         edits.append(_line_removal(text, statement))
         removed.append(Change("removed", statement.name, statement.line, old, None, _written(text, statement)))
 
+    # Step 4: limit keys go back to what they were before conversion, when that is known.
+    if originals is not None:
+        _revert_limits(text, document, scanned, originals, expected, edits, pending, removed)
+
     new_text = _apply_edits(text, edits)
     result = _verify(new_text, expected, path)
     changes = _number_changes(text, edits, pending) + removed
     return Rewrite(new_text, changes, result)
+
+
+def _revert_limits(
+    text: str,
+    document: dict[str, Any],
+    scanned: ScannedDocument,
+    originals: TomlOriginals,
+    expected: dict[str, Any],
+    edits: list[tuple[int, int, str]],
+    pending: list[tuple[int, int, Change]],
+    removed: list[Change],
+) -> None:
+    """Remove the limit keys a conversion added and give the ones it updated their old literals."""
+    for statement in scanned.named(*LIMIT_KEYS):
+        where = (statement.path, statement.name)
+        current = statement_value(document, statement)
+        if where in originals.added:
+            _delete_path(expected, statement.path, statement.key[-1])
+            edits.append(_line_removal(text, statement))
+            removed.append(Change("removed", statement.name, statement.line, current, None, _written(text, statement)))
+            continue
+        if where not in originals.limits:
+            continue
+        value, raw = originals.limits[where]
+        if text[statement.value_start : statement.value_end] == raw:
+            continue
+        _set_path(expected, statement.path, statement.key[-1], value)
+        edits.append((statement.value_start, statement.value_end, raw))
+        new_statement = text[statement.key_start : statement.value_start] + raw
+        change = Change("restored", statement.name, 0, current, value, _written(text, statement), new_statement)
+        pending.append((statement.value_start, 0, change))
 
 
 def _line_removal(text: str, statement: Statement) -> tuple[int, int, str]:

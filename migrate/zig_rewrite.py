@@ -157,7 +157,8 @@ def convert_config_zig(text: str, values: Mapping[str, int], *, path: str) -> st
         declaration = source.declarations.get(key.upper())
         if declaration is None:
             type_text = IO_ENTRIES_TYPE if key == "io_entries" else None
-            literal = _format(value, group, legacy.value_text)
+            # An added declaration replaces no literal, so it is decimal by the file's separator rule.
+            literal = format_decimal(value, group)
             comment = _key_comment(language, key)
             new_lines.append(_render_line(source, legacy, key.upper(), literal, comment, type_text))
             continue

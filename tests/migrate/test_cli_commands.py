@@ -51,6 +51,42 @@ def test_presets_piped_fit_80_columns() -> None:
             assert f"{target.max_mb:g} MB" in output
 
 
+def _help_lines(command: str) -> list[str]:
+    completed = subprocess.run(
+        [sys.executable, "-m", "migrate", command, "--help"],
+        capture_output=True, text=True, timeout=60, env=_environment(COLUMNS="80"),
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout.splitlines()
+
+
+def _option_line(lines: list[str], option: str) -> str:
+    return next(line for line in lines if line.lstrip("│ ").startswith(option + " "))
+
+
+def test_convert_help_shows_scenario_choices() -> None:
+    lines = _help_lines("convert")
+    text = " ".join(line.strip("│ ") for line in lines)
+
+    assert "--scenario" in _option_line(lines, "--scenario")
+    assert " NAME " in _option_line(lines, "--scenario")
+    assert "<default|" not in text
+    assert "one of default, small, medium, large." in text
+    assert max(len(line) for line in lines) <= 80
+
+
+def test_command_help_shows_no_bool_metavar() -> None:
+    flags = {
+        "convert": ["--keep-limits", "--dry-run", "--check", "--json", "--no-backup"],
+        "rollback": ["--force", "--dry-run", "--json"],
+        "presets": ["--json"],
+    }
+    for command, names in flags.items():
+        lines = _help_lines(command)
+        for name in names:
+            assert "<bool>" not in _option_line(lines, name), (command, name)
+
+
 def test_serve_help_lists_every_broker_option(run_cli) -> None:
     broker_options = [
         option

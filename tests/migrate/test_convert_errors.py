@@ -27,6 +27,39 @@ def test_convert_rejects_invalid_toml_with_position(tmp_path: Path, run_cli, tak
     _assert_untouched(tmp_path, before, take_snapshot)
 
 
+@pytest.mark.parametrize(
+    ("text", "position", "reason"),
+    [
+        ("[pool\n", "1:6", "Expected ']' at the end of a table declaration."),
+        ("[pool", "1:6", "Expected ']' at the end of a table declaration."),
+        ("[pool]\nmax_clients_pool = = 5\n", "2:20", "Invalid value."),
+    ],
+)
+def test_convert_reports_tomllib_reason(tmp_path: Path, run_cli, take_snapshot, text, position, reason) -> None:
+    path = tmp_path / "invalid.toml"
+    path.write_text(text, encoding="utf-8")
+    before = take_snapshot(tmp_path)
+
+    result = run_cli("convert", path)
+
+    assert result.exit_code == 2
+    assert f"{path}:{position}: invalid TOML: {reason} Fix the syntax" in result.stderr
+    _assert_untouched(tmp_path, before, take_snapshot)
+
+
+@pytest.mark.parametrize("command", ["convert", "rollback"])
+def test_named_file_of_other_type_is_rejected(tmp_path: Path, run_cli, take_snapshot, command) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("max_clients_pool = 5\n", encoding="utf-8")
+    before = take_snapshot(tmp_path)
+
+    result = run_cli(command, path)
+
+    assert result.exit_code == 2
+    assert f"{path}: not a TOML (.toml) or Zig (.zig) file; name a config file or a folder." in result.stderr
+    _assert_untouched(tmp_path, before, take_snapshot)
+
+
 def test_convert_rejects_missing_file(tmp_path: Path, run_cli, take_snapshot) -> None:
     result = run_cli("convert", tmp_path / "absent.toml")
     assert result.exit_code == 2

@@ -34,7 +34,7 @@ def test_rollback_rejects_file_edited_after_convert(tmp_path: Path, run_cli, tak
     result = run_cli("rollback", path)
 
     assert result.exit_code == 1
-    assert "changed since it was converted" in result.stderr
+    assert "edited since it was converted" in result.stderr
     assert "line 9 differs from what the conversion wrote" in result.stderr
     assert "--force" in result.stderr
     assert take_snapshot(tmp_path) == before
@@ -50,13 +50,18 @@ def test_rollback_force_keeps_later_edits(tmp_path: Path, run_cli) -> None:
     assert result.exit_code == 0, result.output
     reverted = path.read_bytes().decode("utf-8")
     document = tomllib.loads(reverted)
-    assert document["pool"]["max_clients_pool"] == 100_000
+    assert document["pool"]["max_clients_pool"] == 50_000
     assert document["pool"]["port"] == 1884
     assert "initial_pool_size" not in document["pool"]
     assert "max_pool_size" not in document["pool"]
     assert "growth_factor" not in document["pool"]
-    assert "max_clients_pool = 100_000  # preallocated\r\n" in reverted
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["broker.toml", "broker.toml.poolmigrate-rollback-backup"]
+    assert "max_connections" not in document["pool"]
+    assert "max_clients_pool = 50_000  # preallocated\r\n" in reverted
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "broker.toml",
+        "broker.toml.poolmigrate-backup",
+        "broker.toml.poolmigrate-rollback-backup",
+    ]
 
 
 def test_rollback_without_backup_reverses_in_place(tmp_path: Path, run_cli) -> None:
@@ -203,3 +208,102 @@ def test_rollback_dry_run_writes_no_rollback_backup(tmp_path: Path, run_cli, tak
     assert result.exit_code == 0, result.output
     assert "would-revert" in result.stdout
     assert take_snapshot(tmp_path) == before
+
+
+EXAMPLE = """host = "127.0.0.1"
+port = 1883
+
+[pool]
+max_clients_pool = 100_000
+io_entries = 4095
+"""
+
+
+def _edited_after_convert(tmp_path: Path, run_cli, *flags: str) -> Path:
+    path = tmp_path / "broker.toml"
+    path.write_text(EXAMPLE, encoding="utf-8")
+    assert run_cli("convert", *flags, path).exit_code == 0
+    path.write_text(path.read_text(encoding="utf-8").replace("port = 1883", "port = 1884"), encoding="utf-8")
+    return path
+
+
+def test_force_rollback_restores_original_legacy_value(tmp_path: Path, run_cli) -> None:
+    path = _edited_after_convert(tmp_path, run_cli, "--scenario", "small")
+
+    result = run_cli("rollback", "--force", path)
+
+    assert result.exit_code == 0, result.output
+    assert path.read_text(encoding="utf-8") == EXAMPLE.replace("port = 1883", "port = 1884")
+    assert "line 5: max_clients_pool = 100_000 restored" in result.stdout
+    assert "max_connections = 10_000 removed" in result.stdout
+
+
+def test_force_rollback_keeps_original_backup(tmp_path: Path, run_cli) -> None:
+    path = _edited_after_convert(tmp_path, run_cli, "--scenario", "small")
+
+    result = run_cli("rollback", "--force", path)
+
+    backup = tmp_path / "broker.toml.poolmigrate-backup"
+    assert result.exit_code == 0, result.output
+    assert backup.read_text(encoding="utf-8") == EXAMPLE
+    assert f"the original bytes stay in {backup}" in result.stdout
+    assert not (tmp_path / "broker.toml.poolmigrate.json").exists()
+
+
+def test_force_rollback_restores_updated_limit(tmp_path: Path, run_cli) -> None:
+    path = _edited_after_convert(tmp_path, run_cli)
+    converted = tomllib.loads(path.read_text(encoding="utf-8"))["pool"]
+    assert converted["io_entries"] == 4095
+    path.write_text(path.read_text(encoding="utf-8").replace("io_entries = 4095", "io_entries = 1023"), encoding="utf-8")
+
+    result = run_cli("rollback", "--force", path)
+
+    assert result.exit_code == 0, result.output
+    assert path.read_text(encoding="utf-8") == EXAMPLE.replace("port = 1883", "port = 1884")
+    assert "io_entries = 4095 restored" in result.stdout
+
+
+def test_force_rollback_reads_old_journal_from_backup(tmp_path: Path, run_cli) -> None:
+    path = _edited_after_convert(tmp_path, run_cli, "--scenario", "small")
+    journal = tmp_path / "broker.toml.poolmigrate.json"
+    recorded = json.loads(journal.read_text(encoding="utf-8"))
+    del recorded["originals"]
+    journal.write_text(json.dumps(recorded), encoding="utf-8")
+
+    result = run_cli("rollback", "--force", path)
+
+    assert result.exit_code == 0, result.output
+    assert path.read_text(encoding="utf-8") == EXAMPLE.replace("port = 1883", "port = 1884")
+
+
+def test_reversal_without_journal_says_set(tmp_path: Path, run_cli) -> None:
+    path = tmp_path / "converted.toml"
+    path.write_text("[pool]\ninitial_pool_size = 10\nmax_pool_size = 100\n", encoding="utf-8")
+
+    result = run_cli("rollback", path)
+
+    assert result.exit_code == 0, result.output
+    assert "line 2: max_clients_pool = 100 set" in result.stdout
+    assert "restored" not in result.stdout
+
+
+def test_rollback_json_names_only_existing_files(tmp_path: Path, run_cli) -> None:
+    path = _converted(tmp_path, run_cli)
+
+    result = run_cli("rollback", "--json", path)
+
+    assert result.exit_code == 0, result.output
+    entry = json.loads(result.stdout)["files"][0]
+    assert entry["status"] == "restored"
+    assert entry["backup"] is None
+    assert sorted(Path(p).name for p in entry["removed"]) == ["broker.toml.poolmigrate-backup", "broker.toml.poolmigrate.json"]
+
+
+def test_rollback_dry_run_json_removes_nothing(tmp_path: Path, run_cli) -> None:
+    path = _converted(tmp_path, run_cli)
+
+    result = run_cli("rollback", "--dry-run", "--json", path)
+
+    entry = json.loads(result.stdout)["files"][0]
+    assert entry["backup"] == str(tmp_path / "broker.toml.poolmigrate-backup")
+    assert entry["removed"] == []

@@ -115,6 +115,32 @@ def test_convert_keeps_type_and_number_style(legacy_line, expected_initial, expe
     assert second.startswith("pub const " + expected_maximum + " //")
 
 
+@pytest.mark.parametrize(
+    ("legacy_line", "expected_added"),
+    [
+        (
+            "pub const MAX_CLIENTS_POOL: usize = 0x1_86A0;",
+            ["IO_ENTRIES: u12 = 4095;", "FORWARD_BATCH_SIZE: usize = 5000;"],
+        ),
+        (
+            "pub const MAX_CLIENTS_POOL: usize = 0x1_86A0;\npub const MAX_CONNECTIONS: usize = 1_000_000;",
+            ["IO_ENTRIES: u12 = 4_095;", "FORWARD_BATCH_SIZE: usize = 5_000;"],
+        ),
+    ],
+)
+def test_convert_writes_added_limits_in_decimal(legacy_line, expected_added):
+    values = {**POOL_VALUES, "io_entries": 4095, "forward_batch_size": 5000}
+
+    converted = convert(legacy_line + "\n", values)
+
+    assert converted is not None
+    assert "pub const MAX_POOL_SIZE: usize = 0x1_86A0;" in converted
+    for declaration in expected_added:
+        assert "pub const " + declaration in converted
+    assert "0xFFF" not in converted
+    assert "0x1388" not in converted
+
+
 def test_convert_short_literal_borrows_number_style():
     text = "pub const MAX_CLIENTS_POOL: usize = 512;\npub const MAX_CONNECTIONS: usize = 1_000_000;\n"
 
