@@ -115,3 +115,16 @@ def test_killed_mosquitto_sub_triggers_will(mqtt_broker, paho, mosquitto, topic)
     assert message.topic == topic
     assert message.payload == b"killed"
     watcher.publish(ready_topic, b"", qos=1, retain=True)
+
+
+def test_will_published_on_takeover(mqtt_broker, raw, paho, topic):
+    watcher = watch(paho, mqtt_broker, topic)
+    first = raw.open(mqtt_broker)
+    first.connect("raw-will-takeover", will=(topic, b"taken over", 1, False))
+
+    second = raw.open(mqtt_broker)
+    second.connect("raw-will-takeover")
+    assert first.wait_closed()
+    watcher.publish(f"{topic}/sentinel", b"end", qos=1)
+
+    assert [message.payload for message in watcher.messages_until(f"{topic}/sentinel")] == [b"taken over"]
