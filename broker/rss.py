@@ -24,7 +24,7 @@ def process_age() -> float:
     On Linux both ends are read relative to boot (/proc/self/stat's start time and
     /proc/uptime), with the kernel's clock-tick resolution. psutil's create_time adds the
     boot time, which /proc/stat gives in whole seconds, so its difference from time.time()
-    can be off by up to a second; it is the fallback elsewhere.
+    can be off by up to a second. It is used only where /proc cannot be read.
     """
     try:
         with open("/proc/self/stat", encoding="ascii") as stat_file:
@@ -34,7 +34,7 @@ def process_age() -> float:
             uptime = float(uptime_file.read().split()[0])
     except (OSError, IndexError, ValueError):
         return time.time() - _PROCESS.create_time()
-    # Field 22 (starttime) is the 20th after the command name and the state.
+    # The list starts at field 3 (the state), so field 22 (starttime) is at index 19.
     started_after_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")
     return uptime - started_after_boot
 

@@ -9,7 +9,7 @@ import time
 from brokerprocess import broker_environment
 
 # Seconds the reported age may exceed the observed one: Linux counts a process's start in
-# clock ticks of 10 ms, and the test sees the ready file a little after it is written.
+# clock ticks of 10 ms, and the test finds the ready file a little after it is written.
 TICK_MARGIN = 0.05
 
 READY_TIMEOUT = 15.0
