@@ -69,9 +69,40 @@ def plan_convert(paths: list[Path], options: ConvertOptions) -> list[FileResult]
                 result = _plan_toml(target, values, options)
         except InputError as error:
             result = FileResult(target.path, target.kind, "error", str(error), EXIT_UNREADABLE)
+        if result is not None and result.status == "would-convert" and options.backup:
+            result = _check_earlier_backup(result)
         if result is not None:
             results.append(result)
     return results
+
+
+def _check_earlier_backup(result: FileResult) -> FileResult:
+    """Return an error in place of `result` when writing its backup would overwrite other bytes.
+
+    A backup left by an earlier conversion (kept by `rollback --force`, for example) may be
+    the only copy of the file's original bytes, so convert never replaces it with different ones.
+    """
+    path = result.path
+    backup = backup_path(path)
+    try:
+        earlier = backup.read_bytes()
+    except FileNotFoundError:
+        return result
+    except OSError as error:
+        return FileResult(
+            path, result.kind, "error",
+            f"{path}: the existing backup {backup} could not be read ({error.strerror or error}), "
+            "so convert cannot tell whether writing a new backup would lose it. Move it away, then run the command again.",
+            EXIT_UNREADABLE,
+        )
+    if earlier == result.original_bytes:
+        return result
+    return FileResult(
+        path, result.kind, "error",
+        f"{path}: {backup} already exists and contains other bytes (an earlier original), "
+        "which converting now would overwrite. Move it away or delete it, then run the command again.",
+        EXIT_INVALID,
+    )
 
 
 def _plan_toml(target: Target, values: dict[str, int], options: ConvertOptions) -> FileResult | None:
