@@ -255,7 +255,7 @@ def apply_convert(results: list[FileResult], options: ConvertOptions) -> None:
                 values=options.target_values(),
                 keep_limits=options.keep_limits,
                 backup=backup_path(result.path).name,
-                originals=_toml_originals(result, options),
+                originals=_originals(result, options),
             )
             transaction.write(backup_path(result.path), result.original_bytes, mode)
             transaction.write(journal_path(result.path), journal.to_bytes(), 0o644)
@@ -272,12 +272,19 @@ def apply_convert(results: list[FileResult], options: ConvertOptions) -> None:
                 result.message = f"{result.path}: no backup or journal written (--no-backup)."
 
 
-def _toml_originals(result: FileResult, options: ConvertOptions) -> dict[str, Any] | None:
-    if result.kind != "toml" or result.original_text is None:
+def _originals(result: FileResult, options: ConvertOptions) -> dict[str, Any] | None:
+    """Record the values before conversion of a TOML file or config.zig; None for other Zig files."""
+    if result.original_text is None:
         return None
-    from migrate.toml_originals import record_originals
+    if result.kind == "toml":
+        from migrate.toml_originals import record_originals
 
-    return record_originals(result.original_text, options.target_values(), path=str(result.path)).to_json()
+        return record_originals(result.original_text, options.target_values(), path=str(result.path)).to_json()
+    if _journal_kind(result) == "zig-config":
+        from migrate.zig_originals import record_zig_originals
+
+        return record_zig_originals(result.original_text, options.target_values()).to_json()
+    return None
 
 
 def _journal_kind(result: FileResult) -> str:

@@ -59,8 +59,9 @@ class Journal:
     tool_version: str = field(default_factory=tool_version)
     backup: str | None = None
     format: int = JOURNAL_FORMAT
-    # For TOML: the legacy and limit values before conversion, as TomlOriginals.to_json
-    # writes them. None in journals written before it was recorded, and for Zig.
+    # The legacy and limit values before conversion, as TomlOriginals.to_json (TOML) or
+    # ZigOriginals.to_json (config.zig) writes them. None in journals written before they
+    # were recorded, and for Zig files that only reference the config.
     originals: dict[str, Any] | None = None
 
     def to_bytes(self) -> bytes:

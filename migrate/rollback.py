@@ -14,6 +14,10 @@ from migrate.results import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, FileResult
 from migrate.toml_originals import TomlOriginals, record_originals
 from migrate.toml_rewrite import TomlRewriteError, convert_toml, revert_toml
 from migrate.transaction import FileTransaction
+from migrate.zig_originals import ZigOriginals, apply_zig_originals, record_zig_originals
+
+# Values before conversion that a forced rollback puts back, one class per file kind.
+Originals = TomlOriginals | ZigOriginals
 
 
 def plan_rollback(paths: list[Path], *, force: bool) -> list[FileResult]:
@@ -76,21 +80,24 @@ def _plan_file(target: Target, *, force: bool) -> FileResult | None:
     )
 
 
-def _originals(path: Path, journal: Journal, backup_bytes: bytes | None) -> TomlOriginals | None:
+def _originals(path: Path, journal: Journal, backup_bytes: bytes | None) -> Originals | None:
     """Return the values before conversion from the journal, else from an intact backup; None when neither has them."""
-    if journal.kind != "toml":
-        # TODO: record Zig originals too; a forced Zig rollback writes MAX_CLIENTS_POOL = MAX_POOL_SIZE.
+    if journal.kind not in ("toml", "zig-config"):
         return None
     if journal.originals is not None:
         try:
-            return TomlOriginals.from_json(journal.originals)
+            if journal.kind == "toml":
+                return TomlOriginals.from_json(journal.originals)
+            return ZigOriginals.from_json(journal.originals)
         except (KeyError, TypeError):
             pass
     if backup_bytes is None or sha256(backup_bytes) != journal.sha256_before:
         return None
     try:
         original = decode_text(path, backup_bytes)
-        return record_originals(original, journal.values, path=str(backup_path(path)))
+        if journal.kind == "toml":
+            return record_originals(original, journal.values, path=str(backup_path(path)))
+        return record_zig_originals(original, journal.values)
     except (InputError, TomlRewriteError):
         return None
 
@@ -172,7 +179,7 @@ def _line_ranges(lines: list[int]) -> str:
 
 
 def _plan_reverse(
-    target: Target, data: bytes, text: str, *, reason: str, removals: list[Path] | None = None, originals: TomlOriginals | None = None
+    target: Target, data: bytes, text: str, *, reason: str, removals: list[Path] | None = None, originals: Originals | None = None
 ) -> FileResult | None:
     """Reverse the conversion on the current text, with the values before conversion when `originals` has them.
 
@@ -183,14 +190,18 @@ def _plan_reverse(
     changes: list[dict[str, Any]] = []
     try:
         if target.kind == "toml":
-            rewrite = revert_toml(text, path=str(path), originals=originals)
+            toml_originals = originals if isinstance(originals, TomlOriginals) else None
+            rewrite = revert_toml(text, path=str(path), originals=toml_originals)
             new_text = rewrite.text if rewrite else None
             changes = [c.as_dict() for c in rewrite.changes] if rewrite else []
         else:
             zig = zig_module()
             state = zig.classify_zig(text)
+            restored: set[str] = set()
             if state == "converted-config":
                 new_text = zig.revert_config_zig(text, path=str(path))
+                if new_text is not None and isinstance(originals, ZigOriginals):
+                    new_text, restored = apply_zig_originals(new_text, originals)
             elif state == "converted-references":
                 new_text = zig.revert_zig_references(text, path=str(path))
             else:
@@ -198,7 +209,7 @@ def _plan_reverse(
             if new_text is not None:
                 from migrate.zig_changes import describe_zig_changes
 
-                changes = describe_zig_changes(text, new_text)
+                changes = _mark_restored(describe_zig_changes(text, new_text), restored)
     except (TomlRewriteError, ValueError) as error:
         return FileResult(path, target.kind, "error", str(error), EXIT_INVALID)
     except ImportError:
@@ -232,6 +243,17 @@ def _plan_reverse(
         original_text=text, new_text=new_text, original_bytes=data, changes=changes, removals=removals,
         rollback_backup=keep,
     )
+
+
+def _mark_restored(changes: list[dict[str, Any]], restored: set[str]) -> list[dict[str, Any]]:
+    """Say "restored" for the values the file had before conversion and "set" for the others."""
+    for change in changes:
+        name = change["key"].upper()
+        if change["action"] == "restored" and name not in restored:
+            change["action"] = "set"
+        elif change["action"] == "updated" and name in restored:
+            change["action"] = "restored"
+    return changes
 
 
 def apply_rollback(results: list[FileResult]) -> None:
