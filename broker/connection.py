@@ -312,7 +312,7 @@ class Connection(asyncio.Protocol):
             logger.info("Client %r reconnected from %s; closing its previous connection from %s.",
                         client_id, self.peer, old.peer)
             # The old connection ends without a DISCONNECT, so its will is published now, as
-            # mosquitto 2.0 does and MQTT 5.0 requires; closing it must not publish it twice.
+            # mosquitto 2.0 does and MQTT 5.0 requires. The close below then skips the will.
             old.clean_disconnect = True
             if old.slot is not None:
                 broker.publish_will(old.slot)

@@ -46,7 +46,7 @@ def tool_version() -> str:
 
 @dataclass(slots=True)
 class Journal:
-    """What a conversion did to one file."""
+    """The record of one conversion of one file."""
 
     file: str
     kind: str

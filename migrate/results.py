@@ -14,7 +14,7 @@ EXIT_UNREADABLE = 2  # bad usage or input that cannot be read or parsed
 
 @dataclass(slots=True)
 class FileResult:
-    """What a command did, or would do, to one file."""
+    """The outcome of a command, done or planned, for one file."""
 
     path: Path
     kind: str

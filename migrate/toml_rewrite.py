@@ -244,7 +244,7 @@ def _check_all_located(document: Mapping[str, Any], scanned: ScannedDocument, na
 
 
 def _verify(text: str, expected: dict[str, Any], path: str) -> dict[str, Any]:
-    """Parse the rewritten text and raise unless it holds exactly the expected values."""
+    """Parse the rewritten text and raise unless it contains exactly the expected values."""
     try:
         result = tomlkit.parse(text).unwrap()
     except tomlkit.exceptions.ParseError as error:
@@ -257,7 +257,7 @@ def _verify(text: str, expected: dict[str, Any], path: str) -> dict[str, Any]:
 def convert_toml(text: str, values: Mapping[str, int], *, path: str) -> Rewrite | None:
     """Replace each legacy pool key by the pool keys and apply the limit values.
 
-    `values` holds "initial_pool_size" and "max_pool_size", then any of the limit keys to
+    `values` contains "initial_pool_size" and "max_pool_size", then any of the limit keys to
     set. Returns None when the document has no legacy key. The caller checks conflicts
     first with classify_toml.
     """
