@@ -24,6 +24,7 @@ from broker.config import ALL_POOL_KEYS, EXPANSION_KEYS, LEGACY_POOL_KEY, LIMIT_
 from migrate.language import KEY_COMMENTS, comment_language
 from migrate.legacy_comment import comment_key
 from migrate.number_style import format_decimal, separator_group, write_number
+from migrate.text_edits import apply_edits
 from migrate.toml_scan import ScannedDocument, Statement, scan
 from migrate.toml_units import statement_value, unit_statements
 
@@ -215,18 +216,6 @@ def _delete_path(document: dict[str, Any], path: tuple[str | int, ...], key: str
     del node[key]
 
 
-def _apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
-    """Replace each (start, end) span by its text; spans must not overlap."""
-    pieces = []
-    position = 0
-    for start, end, replacement in sorted(edits):
-        pieces.append(text[position:start])
-        pieces.append(replacement)
-        position = end
-    pieces.append(text[position:])
-    return "".join(pieces)
-
-
 def _line_of(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
@@ -319,7 +308,7 @@ def convert_toml(text: str, values: Mapping[str, int], *, path: str) -> Rewrite 
             pending.append((statement.line_start, index, change))
         edits.append((statement.line_start, statement.line_end, ending.join(lines)))
 
-    new_text = _apply_edits(text, edits)
+    new_text = apply_edits(text, edits)
     result = _verify(new_text, expected, path)
     return Rewrite(new_text, _number_changes(text, edits, pending), result)
 
@@ -418,7 +407,7 @@ def revert_toml(text: str, *, path: str, originals: TomlOriginals | None = None)
     if originals is not None:
         _revert_limits(text, document, scanned, originals, expected, edits, pending, removed)
 
-    new_text = _apply_edits(text, edits)
+    new_text = apply_edits(text, edits)
     result = _verify(new_text, expected, path)
     changes = _number_changes(text, edits, pending) + removed
     return Rewrite(new_text, changes, result)

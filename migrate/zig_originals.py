@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrate.zig_rewrite import LEGACY_NAME, POOL_KEYS, _apply_edits, _deletion
+from migrate.text_edits import apply_edits
+from migrate.zig_rewrite import LEGACY_NAME, POOL_KEYS, deletion_edit
 from migrate.zig_source import ZigSource, parse_integer
 
 
@@ -87,8 +88,8 @@ def apply_zig_originals(text: str, originals: ZigOriginals) -> tuple[str, set[st
         declaration = source.declarations.get(name)
         # Only a declaration alone on its line can go without touching other code.
         if declaration is not None and declaration.layout_problem() is None:
-            deletions.append(_deletion(source, declaration))
-    return _apply_edits(text, edits + _merge(deletions)), restored
+            deletions.append(deletion_edit(source, declaration))
+    return apply_edits(text, edits + _merge(deletions)), restored
 
 
 def _merge(deletions: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

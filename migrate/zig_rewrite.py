@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from migrate.language import KEY_COMMENTS, comment_language
 from migrate.legacy_comment import comment_key
 from migrate.number_style import format_decimal, separator_group
+from migrate.text_edits import apply_edits
 from migrate.zig_source import (
     Declaration,
     ZigSource,
@@ -169,7 +170,7 @@ def convert_config_zig(text: str, values: Mapping[str, int], *, path: str) -> st
     line_break = legacy.line_break or source.lines.first_line_break()
     block = line_break.join(new_lines) + legacy.line_break
     edits.append((legacy.line_start, legacy.line_end, block))
-    return _apply_edits(text, edits)
+    return apply_edits(text, edits)
 
 
 def convert_zig_references(text: str, *, path: str) -> str | None:
@@ -193,7 +194,7 @@ def convert_zig_references(text: str, *, path: str) -> str | None:
                 f"by hand with config.{INITIAL_NAME} or config.{MAXIMUM_NAME} and convert again.",
             )
     edits = [(ref.token.name_start, ref.token.name_end, INITIAL_NAME) for ref in references]
-    return _apply_edits(text, edits)
+    return apply_edits(text, edits)
 
 
 def revert_config_zig(text: str, *, path: str) -> str | None:
@@ -235,9 +236,9 @@ def revert_config_zig(text: str, *, path: str) -> str | None:
     else:
         edits = [
             (initial.line_start, initial.content_end, line),
-            _deletion(source, maximum),
+            deletion_edit(source, maximum),
         ]
-    return _apply_edits(text, edits)
+    return apply_edits(text, edits)
 
 
 def revert_zig_references(text: str, *, path: str) -> str | None:
@@ -262,7 +263,7 @@ def revert_zig_references(text: str, *, path: str) -> str | None:
                 "from its backup, and roll back again.",
             )
     edits = [(ref.token.name_start, ref.token.name_end, LEGACY_NAME) for ref in references]
-    return _apply_edits(text, edits)
+    return apply_edits(text, edits)
 
 
 def _check_values(values: Mapping[str, int]) -> None:
@@ -414,21 +415,10 @@ def _render_line(
     return "".join(pieces)
 
 
-def _deletion(source: ZigSource, declaration: Declaration) -> tuple[int, int, str]:
+def deletion_edit(source: ZigSource, declaration: Declaration) -> tuple[int, int, str]:
     """Return the edit that deletes a declaration's line, keeping a missing final newline missing."""
     if declaration.line_break or declaration.line_start == 0:
         return declaration.line_start, declaration.line_end, ""
     previous_break = "\r\n" if source.text[: declaration.line_start].endswith("\r\n") else "\n"
     return declaration.line_start - len(previous_break), declaration.content_end, ""
-
-
-def _apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
-    result = text
-    previous_start = len(text) + 1
-    for start, end, replacement in sorted(edits, reverse=True):
-        if end > previous_start:
-            raise AssertionError(f"overlapping Zig edits at offset {start}")
-        result = result[:start] + replacement + result[end:]
-        previous_start = start
-    return result
 
