@@ -1,7 +1,7 @@
 """Read broker settings from a TOML file and validate every value.
 
 A settings key may sit at top level, in any table, in a dotted key or in an array of
-tables, and in any letter case; readers match the lower-case name. The same key found
+tables, and in any letter case. Readers match the lower-case name. The same key found
 twice with different values is an error, because the broker would have to guess.
 """
 

@@ -5,7 +5,7 @@ The master passes the MQTT settings to its workers inside locust's own spawn mes
 machine (`locust --worker -f this_file.py --master-host ...`) needs no other arguments.
 Every worker sends a `loadtest_status` message to the master twice a second with its
 connected count, its failures by reason and the connect latencies measured since the last
-message; the master sums them, because locust's own stats arrive only every 3 s.
+message. The master sums them, because locust's own stats arrive only every 3 s.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 def run_worker(master_host: str, master_port: int) -> int:
-    """Connect to the locust master, run the users it assigns, and return when it says quit."""
+    """Connect to the locust master, run the users it assigns, and return when it sends quit."""
     raise_open_file_limit()
     environment = Environment(user_classes=[MqttUser], events=locust.events)
     runner = environment.create_worker_runner(master_host, master_port)

@@ -1,8 +1,8 @@
 """Decide how a converter writes decimal integers, so TOML and Zig files follow one rule.
 
-The rule: when a file writes any decimal integer of 5 or more digits with `_` separators
-(`100_000`), every number the converter writes with 4 or more digits gets separators in
-groups of the same size, counted from the right (`1_024`, `5_000`, `1_000_000`). The group
+The rule applies when a file writes any decimal integer of 5 or more digits with `_`
+separators (`100_000`). Then every number the converter writes with 4 or more digits gets
+separators in groups of the same size, counted from the right (`1_024`, `5_000`). The group
 size is that of the first such number, which is 3 in `100_000` and 4 in `10_0000`.
 Otherwise numbers are written as plain digits. A value equal to the literal it replaces
 keeps that literal's spelling, so a rollback can give back the original text.

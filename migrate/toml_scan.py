@@ -1,7 +1,7 @@
 """Find the statements of a TOML document as spans of its text.
 
-tomlkit says what a document contains; this scanner says where each key/value statement
-sits (line, key, value and comment offsets) so a rewrite can touch those bytes alone.
+tomlkit reports what a document contains, and this scanner reports where each key/value
+statement sits (line, key, value and comment offsets), so a rewrite can touch those bytes alone.
 The text must already have parsed as TOML: the scanner trusts the syntax and does not
 report errors. Keys inside inline tables are not statements and are not listed.
 """
